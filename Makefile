@@ -1,0 +1,18 @@
+# The two commands of the README.  `make test`: build .venv + local ComfyUI, run every test.
+# `make run`: provision ComfyUI with this pack and run the shipped workflow on the example portrait.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup test run parity
+setup:
+	bash scripts/setup_env.sh
+	$(PY) -m tests.comfy_host provision
+
+test: setup
+	$(PY) -m pytest tests -q -ra
+
+run: setup
+	$(PY) scripts/run_facelift.py $(ARGS)
+
+parity: setup
+	$(PY) -m facelift_models.parity ../shared/reference/*_*.json
