@@ -1,0 +1,148 @@
+"""Pure-torch tiled EWA splatting: runs on any torch device (CPU, CUDA, MPS), needs no compilation.
+
+This is the oracle-semantics backend (see ``RasterSettings``): every other backend is tested against it.
+Work is done per camera, with (tile, Gaussian) pairs sorted by tile then depth; tiles are processed in
+groups of similar list length, walking the depth-sorted lists in chunks while carrying each pixel's
+transmittance, so memory stays bounded (``max_elements``) even for millions of Gaussians.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .common import ALPHA_MAX, ALPHA_MIN, T_STOP, PreparedScene, RasterSettings
+from .projection import covariances, project
+
+TILE = 16
+
+
+def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, s: RasterSettings,
+                  max_elements: int = 1 << 22):
+    """Render one camera: returns (rgb_sum [H,W,D], T_final [H,W], depth_sum [H,W] or None)."""
+    dev, W, H = scene.means.device, s.width, s.height
+    D = scene.colors.shape[1]
+    color_sum = torch.zeros(H * W, D, dtype=torch.float32, device=dev)
+    trans = torch.ones(H * W, dtype=torch.float32, device=dev)
+    depth_sum = torch.zeros(H * W, dtype=torch.float32, device=dev) if s.return_depth else None
+    if len(scene) == 0:
+        return _finish(color_sum, trans, depth_sum, H, W)
+
+    proj = project(scene.means, scene.covars, viewmat, K, W, H, s.near_plane, s.far_plane, s.eps2d)
+    vis = torch.nonzero(proj.visible).squeeze(1)
+    if vis.numel() == 0:
+        return _finish(color_sum, trans, depth_sum, H, W)
+    depths = proj.depths[vis]
+    order = torch.argsort(depths, stable=True)
+    gid = vis[order]                                   # visible Gaussians, front to back
+    m2d, rad = proj.means2d[gid], proj.radii[gid].float()
+    conic, depth = proj.conics[gid], proj.depths[gid]
+    opac, colors = scene.opacities[gid], scene.colors[gid]
+
+    # --- bin into tiles: (tile id, depth rank) pairs
+    tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
+    tx0 = torch.floor((m2d[:, 0] - rad[:, 0]) / TILE).clamp(0, tw).long()
+    tx1 = torch.ceil((m2d[:, 0] + rad[:, 0]) / TILE).clamp(0, tw).long()
+    ty0 = torch.floor((m2d[:, 1] - rad[:, 1]) / TILE).clamp(0, th).long()
+    ty1 = torch.ceil((m2d[:, 1] + rad[:, 1]) / TILE).clamp(0, th).long()
+    nx, ny = tx1 - tx0, ty1 - ty0
+    counts = nx * ny
+    n_pairs = int(counts.sum())
+    if n_pairs == 0:
+        return _finish(color_sum, trans, depth_sum, H, W)
+    g_of_pair = torch.repeat_interleave(torch.arange(len(gid), device=dev), counts)
+    start = torch.cumsum(counts, 0) - counts
+    local = torch.arange(n_pairs, device=dev) - start[g_of_pair]
+    tile_of_pair = (ty0[g_of_pair] + local // nx[g_of_pair]) * tw + tx0[g_of_pair] + local % nx[g_of_pair]
+    tile_of_pair, perm = torch.sort(tile_of_pair, stable=True)   # stable: keeps depth order inside a tile
+    g_of_pair = g_of_pair[perm]
+    del perm, local, start
+    per_tile = torch.bincount(tile_of_pair, minlength=tw * th)
+    tile_start = torch.cumsum(per_tile, 0) - per_tile
+
+    # --- pixel coordinates of every tile (pixel centres at +0.5); padded pixels outside the image are dropped
+    py, px = torch.meshgrid(torch.arange(TILE, device=dev), torch.arange(TILE, device=dev), indexing="ij")
+    px, py = px.reshape(-1), py.reshape(-1)
+
+    tiles_sorted = torch.argsort(per_tile, descending=True)
+    tiles_sorted = tiles_sorted[per_tile[tiles_sorted] > 0]
+    per_tile_l = per_tile[tiles_sorted].tolist()
+    chunk = 64
+    i = 0
+    while i < len(per_tile_l):
+        kmax = per_tile_l[i]
+        depth_chunk = min(kmax, chunk)
+        group = max(1, max_elements // (depth_chunk * TILE * TILE))
+        tiles = tiles_sorted[i:i + group]
+        i += len(tiles)
+        G = len(tiles)
+        n_in = per_tile[tiles]                                        # [G]
+        first = tile_start[tiles]
+        pix_x = (tiles % tw)[:, None] * TILE + px[None]               # [G,256]
+        pix_y = (tiles // tw)[:, None] * TILE + py[None]
+        in_img = (pix_x < W) & (pix_y < H)
+        pix_flat = (pix_y.clamp(max=H - 1) * W + pix_x.clamp(max=W - 1))
+        fx, fy = pix_x.float() + 0.5, pix_y.float() + 0.5
+        T = torch.ones(G, TILE * TILE, dtype=torch.float32, device=dev)
+        done = torch.zeros(G, TILE * TILE, dtype=torch.bool, device=dev)
+        acc = torch.zeros(G, TILE * TILE, D, dtype=torch.float32, device=dev)
+        dacc = torch.zeros(G, TILE * TILE, dtype=torch.float32, device=dev) if s.return_depth else None
+        kmax_group = int(n_in.max())
+        for k0 in range(0, kmax_group, depth_chunk):
+            ks = k0 + torch.arange(depth_chunk, device=dev)
+            valid = ks[None, :] < n_in[:, None]                         # [G,K]
+            pair = (first[:, None] + ks[None, :]).clamp(max=n_pairs - 1)
+            g = torch.where(valid, g_of_pair[pair], torch.zeros_like(pair))
+            dx = m2d[g, 0][:, :, None] - fx[:, None, :]                 # [G,K,P]
+            dy = m2d[g, 1][:, :, None] - fy[:, None, :]
+            cg = conic[g]
+            sigma = 0.5 * (cg[:, :, 0, None] * dx * dx + cg[:, :, 2, None] * dy * dy) \
+                + cg[:, :, 1, None] * dx * dy
+            alpha = torch.clamp_max(opac[g][:, :, None] * torch.exp(-sigma), ALPHA_MAX)
+            keep = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid[:, :, None] & ~done[:, None, :]
+            alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+            t_incl = T[:, None, :] * torch.cumprod(1.0 - alpha, dim=1)   # [G,K,P]
+            stop = t_incl <= T_STOP
+            used = keep & ~stop
+            t_excl = torch.cat([T[:, None, :], t_incl[:, :-1]], dim=1)
+            w = torch.where(used, alpha * t_excl, torch.zeros_like(alpha))
+            acc += torch.einsum("gkp,gkd->gpd", w, colors[g])
+            if dacc is not None:
+                dacc += (w * depth[g][:, :, None]).sum(1)
+            # transmittance before the stopping Gaussian: "not stopped" is a prefix (t_incl is monotone) and
+            # skipped Gaussians have alpha 0, so this is the T after the last composited one
+            n_used = (~stop).sum(1)                                       # [G,P]
+            t_after = torch.gather(torch.cat([T[:, None, :], t_incl], 1), 1, n_used[:, None, :]).squeeze(1)
+            T = t_after
+            done |= stop.any(1)
+            if bool(done[in_img].all()):
+                break
+        keep_pix = in_img.reshape(-1)
+        flat = pix_flat.reshape(-1)[keep_pix]
+        color_sum[flat] = acc.reshape(-1, D)[keep_pix]
+        trans[flat] = T.reshape(-1)[keep_pix]
+        if dacc is not None:
+            depth_sum[flat] = dacc.reshape(-1)[keep_pix]
+    return _finish(color_sum, trans, depth_sum, H, W)
+
+
+def _finish(color_sum, trans, depth_sum, H, W):
+    D = color_sum.shape[1]
+    return (color_sum.reshape(H, W, D), trans.reshape(H, W),
+            depth_sum.reshape(H, W) if depth_sum is not None else None)
+
+
+def render(scene: PreparedScene, viewmats: torch.Tensor, Ks: torch.Tensor, s: RasterSettings):
+    """All cameras: (color_sum [C,H,W,D], T_final [C,H,W], depth_sum [C,H,W] or None)."""
+    outs = [render_camera(scene, viewmats[c], Ks[c], s) for c in range(viewmats.shape[0])]
+    rgb = torch.stack([o[0] for o in outs])
+    T = torch.stack([o[1] for o in outs])
+    dep = torch.stack([o[2] for o in outs]) if s.return_depth else None
+    return rgb, T, dep
+
+
+def prepare_covariances(scene: PreparedScene) -> PreparedScene:
+    if scene.covars is None:
+        scene.covars = covariances(scene.quats, scene.scales)
+    return scene
