@@ -128,9 +128,7 @@ def prepare_scene(gaussians: Gaussians, on_nonfinite: str = "drop") -> PreparedS
                     "on_nonfinite='drop' to skip those Gaussians.")
             log.warning("render: dropped %d of %d Gaussians with NaN/inf values.", n_bad, len(g))
             g = g.select(ok)
-    quats = torch.nn.functional.normalize(g.quats, dim=-1)
-    return PreparedScene(g.xyz.contiguous(), quats.contiguous(), g.scales().contiguous(),
-                         g.opacities().contiguous(), g.colors().contiguous())
+    return PreparedScene(g)
 
 
 def _background(background, C, D, device) -> torch.Tensor:
@@ -168,7 +166,7 @@ def render(gaussians: Gaussians, cameras, width: int | None = None, height: int 
         raise InputError(f"render(): need 0 <= near_plane < far_plane; got {near_plane}, {far_plane}.")
     device = gaussians.device if isinstance(gaussians, Gaussians) else torch.device("cpu")
     scene = prepare_scene(gaussians, on_nonfinite)
-    C, D = viewmats.shape[0], scene.colors.shape[1]
+    C, D = viewmats.shape[0], 3
     bg = _background(background, C, D, device)
     settings = RasterSettings(W, H, float(near_plane), float(far_plane), float(eps2d), bool(return_depth))
     viewmats, Ks = viewmats.to(device), Ks.to(device)
@@ -211,7 +209,7 @@ def _run_backend(name, allow_fallback, scene, viewmats, Ks, settings):
                                  "(pip install numba), or use backend='torch'.") from e
             name = "torch"
         else:
-            cpu = scene.to("cpu")
+            cpu = scene if scene.raw.device.type == "cpu" else scene.to("cpu")
             return (*numba_cpu.render(cpu, viewmats.cpu(), Ks.cpu(), settings), "numba")
     from . import reference
 

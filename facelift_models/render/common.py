@@ -1,10 +1,13 @@
-"""Values shared by every render backend: the activated scene, the raster settings and the compositing constants."""
+"""Values shared by every render backend: the scene, the raster settings and the compositing constants."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
+
+from ..gaussians import Gaussians
 
 # Compositing constants of the classic 3DGS / gsplat rasteriser (sidecar ``conventions.compositing``).
 ALPHA_MAX = 0.999        # alpha = min(ALPHA_MAX, o * exp(-sigma))
@@ -12,24 +15,39 @@ ALPHA_MIN = 1.0 / 255.0  # a Gaussian whose alpha is below this is skipped for t
 T_STOP = 1e-4            # stop before the Gaussian that would bring T * (1 - alpha) <= T_STOP
 
 
-@dataclass
 class PreparedScene:
-    """Activated Gaussians, float32, one device: what the rasterisers consume."""
+    """Finite float32 Gaussians on one device, with their activated values computed on first use
+    (the numba backend activates inside its own kernel and never asks for them)."""
 
-    means: torch.Tensor      # [N,3]
-    quats: torch.Tensor      # [N,4] unit w,x,y,z
-    scales: torch.Tensor     # [N,3] linear
-    opacities: torch.Tensor  # [N] in (0,1)
-    colors: torch.Tensor     # [N,D] (RGB: clamp_min(0.5 + C0 f_dc, 0), no upper clamp)
-    covars: torch.Tensor | None = None  # [N,3,3], filled lazily by backends that need it
+    def __init__(self, raw: Gaussians):
+        self.raw = raw
+        self.covars: torch.Tensor | None = None  # [N,3,3], filled by backends that need it
 
     def __len__(self) -> int:
-        return int(self.means.shape[0])
+        return len(self.raw)
+
+    @cached_property
+    def means(self) -> torch.Tensor:      # [N,3]
+        return self.raw.xyz.contiguous()
+
+    @cached_property
+    def quats(self) -> torch.Tensor:      # [N,4] unit w,x,y,z
+        return torch.nn.functional.normalize(self.raw.quats, dim=-1).contiguous()
+
+    @cached_property
+    def scales(self) -> torch.Tensor:     # [N,3] linear
+        return self.raw.scales().contiguous()
+
+    @cached_property
+    def opacities(self) -> torch.Tensor:  # [N]
+        return self.raw.opacities().contiguous()
+
+    @cached_property
+    def colors(self) -> torch.Tensor:     # [N,3] clamp_min(0.5 + C0 f_dc, 0), no upper clamp
+        return self.raw.colors().contiguous()
 
     def to(self, device) -> "PreparedScene":
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return PreparedScene(mv(self.means), mv(self.quats), mv(self.scales), mv(self.opacities),
-                             mv(self.colors), mv(self.covars))
+        return PreparedScene(self.raw.to(device))
 
 
 @dataclass(frozen=True)

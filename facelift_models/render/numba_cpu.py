@@ -1,0 +1,253 @@
+"""Fast CPU backend: the same EWA splatting compiled with numba (optional dependency, imported lazily).
+
+Per camera: a parallel projection kernel, a counting-sort binning of the depth-sorted visible Gaussians into
+16x16 tiles, then a rasteriser that is parallel over tiles and, inside a tile, walks the Gaussians front to
+back and touches only the pixels of each Gaussian's opacity-aware box (gsplat CUDA's radius convention,
+min(3.33, sqrt(2 ln(255 o))) sigmas: outside it alpha < 1/255 anyway, so the image is the untiled one). Locals are float64; inputs and outputs float32.
+Compilation happens on first use (cached on disk by numba, a few seconds once).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+import torch
+
+from .common import ALPHA_MAX, ALPHA_MIN, T_STOP, PreparedScene, RasterSettings
+from ..gaussians import SH_C0
+from .projection import RADIUS_SIGMAS, SCREEN_LIMIT_MARGIN
+
+TILE = 16
+
+
+@nb.njit(parallel=True, cache=True)
+def _activate(xyz, f_dc, log_scales, quats_raw, opacity_logits, quats, scales, opac, colors):
+    """Raw Gaussians -> unit quaternions, exp scales, sigmoid opacities, clamp_min(0.5 + C0 f_dc, 0)."""
+    for i in nb.prange(xyz.shape[0]):
+        nrm = 0.0
+        for k in range(4):
+            nrm += np.float64(quats_raw[i, k]) ** 2
+        nrm = max(math.sqrt(nrm), 1e-12)
+        for k in range(4):
+            quats[i, k] = quats_raw[i, k] / nrm
+        for k in range(3):
+            scales[i, k] = math.exp(log_scales[i, k])
+            colors[i, k] = max(0.5 + SH_C0 * f_dc[i, k], 0.0)
+        opac[i] = 1.0 / (1.0 + math.exp(-np.float64(opacity_logits[i])))
+
+
+@nb.njit(parallel=True, cache=True)
+def _project(means, quats, scales, opac, R, t, fx, fy, cx, cy, W, H, near, far, eps2d, m2d, conic, depth, radii):
+    n = means.shape[0]
+    tan_fovx, tan_fovy = 0.5 * W / fx, 0.5 * H / fy
+    lim_xp = (W - cx) / fx + SCREEN_LIMIT_MARGIN * tan_fovx
+    lim_xn = cx / fx + SCREEN_LIMIT_MARGIN * tan_fovx
+    lim_yp = (H - cy) / fy + SCREEN_LIMIT_MARGIN * tan_fovy
+    lim_yn = cy / fy + SCREEN_LIMIT_MARGIN * tan_fovy
+    for i in nb.prange(n):
+        px, py, pz = np.float64(means[i, 0]), np.float64(means[i, 1]), np.float64(means[i, 2])
+        tx = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz + t[0]
+        ty = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz + t[1]
+        tz = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz + t[2]
+        depth[i] = tz
+        radii[i, 0] = 0
+        radii[i, 1] = 0
+        if not (tz > near and tz < far):
+            continue
+        w, x, y, z = (np.float64(quats[i, 0]), np.float64(quats[i, 1]),
+                      np.float64(quats[i, 2]), np.float64(quats[i, 3]))
+        rot = np.empty((3, 3))
+        rot[0, 0] = 1 - 2 * (y * y + z * z)
+        rot[0, 1] = 2 * (x * y - w * z)
+        rot[0, 2] = 2 * (x * z + w * y)
+        rot[1, 0] = 2 * (x * y + w * z)
+        rot[1, 1] = 1 - 2 * (x * x + z * z)
+        rot[1, 2] = 2 * (y * z - w * x)
+        rot[2, 0] = 2 * (x * z - w * y)
+        rot[2, 1] = 2 * (y * z + w * x)
+        rot[2, 2] = 1 - 2 * (x * x + y * y)
+        # M = R_view @ rot @ diag(s): camera-frame covariance = M M^T
+        M = np.empty((3, 3))
+        for r in range(3):
+            for c in range(3):
+                M[r, c] = (R[r, 0] * rot[0, c] + R[r, 1] * rot[1, c] + R[r, 2] * rot[2, c]) * scales[i, c]
+        ux = min(max(tx / tz, -lim_xn), lim_xp) * tz
+        uy = min(max(ty / tz, -lim_yn), lim_yp) * tz
+        j00, j02 = fx / tz, -fx * ux / (tz * tz)
+        j11, j12 = fy / tz, -fy * uy / (tz * tz)
+        # T = J M (2x3); cov2d = T T^T
+        a0 = j00 * M[0, 0] + j02 * M[2, 0]
+        a1 = j00 * M[0, 1] + j02 * M[2, 1]
+        a2 = j00 * M[0, 2] + j02 * M[2, 2]
+        b0 = j11 * M[1, 0] + j12 * M[2, 0]
+        b1 = j11 * M[1, 1] + j12 * M[2, 1]
+        b2 = j11 * M[1, 2] + j12 * M[2, 2]
+        ca = a0 * a0 + a1 * a1 + a2 * a2 + eps2d
+        cb = a0 * b0 + a1 * b1 + a2 * b2
+        cc = b0 * b0 + b1 * b1 + b2 * b2 + eps2d
+        det = ca * cc - cb * cb
+        if not (det > 0):
+            continue
+        # opacity-aware footprint (gsplat CUDA convention): beyond sqrt(2 ln(255 o)) sigmas alpha < 1/255
+        o = np.float64(opac[i])
+        if o * 255.0 < 1.0:
+            continue
+        extend = min(RADIUS_SIGMAS, math.sqrt(2.0 * math.log(255.0 * o)))
+        mx = fx * tx / tz + cx
+        my = fy * ty / tz + cy
+        rx = math.ceil(extend * math.sqrt(ca))
+        ry = math.ceil(extend * math.sqrt(cc))
+        if rx <= 0 or ry <= 0:
+            continue
+        if mx + rx <= 0 or mx - rx >= W or my + ry <= 0 or my - ry >= H:
+            continue
+        m2d[i, 0] = mx
+        m2d[i, 1] = my
+        conic[i, 0] = cc / det
+        conic[i, 1] = -cb / det
+        conic[i, 2] = ca / det
+        radii[i, 0] = int(rx)
+        radii[i, 1] = int(ry)
+
+
+@nb.njit(cache=True)
+def _tile_range(mx, my, rx, ry, tw, th):
+    x0 = min(max(int(math.floor((mx - rx) / TILE)), 0), tw)
+    x1 = min(max(int(math.ceil((mx + rx) / TILE)), 0), tw)
+    y0 = min(max(int(math.floor((my - ry) / TILE)), 0), th)
+    y1 = min(max(int(math.ceil((my + ry) / TILE)), 0), th)
+    return x0, x1, y0, y1
+
+
+@nb.njit(cache=True)
+def _bin(order, m2d, radii, tw, th):
+    """Counting sort of (tile, Gaussian) pairs; ``order`` is front to back, so each tile list is too."""
+    offsets = np.zeros(tw * th + 1, np.int64)
+    for g in order:
+        x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
+        for ty in range(y0, y1):
+            for tx in range(x0, x1):
+                offsets[ty * tw + tx + 1] += 1
+    for k in range(tw * th):
+        offsets[k + 1] += offsets[k]
+    pos = offsets[:-1].copy()
+    lst = np.empty(offsets[-1], np.int32)
+    for g in order:
+        x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
+        for ty in range(y0, y1):
+            for tx in range(x0, x1):
+                k = ty * tw + tx
+                lst[pos[k]] = g
+                pos[k] += 1
+    return offsets, lst
+
+
+@nb.njit(parallel=True, cache=True)
+def _raster(tiles, offsets, lst, m2d, conic, radii, opac, colors, depth, W, H, tw,
+            out_color, out_T, out_depth, want_depth):
+    D = colors.shape[1]
+    for ti in nb.prange(tiles.shape[0]):
+        tile = tiles[ti]
+        x0, y0 = (tile % tw) * TILE, (tile // tw) * TILE
+        x1, y1 = min(x0 + TILE, W), min(y0 + TILE, H)
+        npix = (x1 - x0) * (y1 - y0)
+        T = np.ones(TILE * TILE)
+        acc = np.zeros((TILE * TILE, D))
+        dacc = np.zeros(TILE * TILE)
+        done = np.zeros(TILE * TILE, np.bool_)
+        ndone = 0
+        for k in range(offsets[tile], offsets[tile + 1]):
+            g = lst[k]
+            mx, my = np.float64(m2d[g, 0]), np.float64(m2d[g, 1])
+            rx, ry = radii[g, 0], radii[g, 1]
+            px0 = max(x0, int(math.ceil(mx - rx - 0.5)))
+            px1 = min(x1 - 1, int(math.floor(mx + rx - 0.5)))
+            py0 = max(y0, int(math.ceil(my - ry - 0.5)))
+            py1 = min(y1 - 1, int(math.floor(my + ry - 0.5)))
+            if px0 > px1 or py0 > py1:
+                continue
+            A, B, C = np.float64(conic[g, 0]), np.float64(conic[g, 1]), np.float64(conic[g, 2])
+            o = np.float64(opac[g])
+            sigma_max = math.log(255.0 * o)  # alpha >= 1/255  <=>  sigma <= ln(255 o): skip exp() beyond it
+            for py in range(py0, py1 + 1):
+                dy = my - (py + 0.5)
+                row = (py - y0) * TILE - x0
+                for px in range(px0, px1 + 1):
+                    li = row + px
+                    if done[li]:
+                        continue
+                    dx = mx - (px + 0.5)
+                    sigma = 0.5 * (A * dx * dx + C * dy * dy) + B * dx * dy
+                    if sigma < 0.0 or sigma > sigma_max:
+                        continue
+                    alpha = min(ALPHA_MAX, o * math.exp(-sigma))
+                    if alpha < ALPHA_MIN:
+                        continue
+                    t = T[li]
+                    nt = t * (1.0 - alpha)
+                    if nt <= T_STOP:
+                        done[li] = True
+                        ndone += 1
+                        continue
+                    w = alpha * t
+                    for d in range(D):
+                        acc[li, d] += w * colors[g, d]
+                    if want_depth:
+                        dacc[li] += w * depth[g]
+                    T[li] = nt
+            if ndone == npix:
+                break
+        for py in range(y0, y1):
+            for px in range(x0, x1):
+                li = (py - y0) * TILE + (px - x0)
+                out_T[py, px] = T[li]
+                for d in range(D):
+                    out_color[py, px, d] = acc[li, d]
+                if want_depth:
+                    out_depth[py, px] = dacc[li]
+
+
+def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np.ndarray, s: RasterSettings):
+    n, W, H = means.shape[0], s.width, s.height
+    m2d = np.zeros((n, 2), np.float32)
+    conic = np.zeros((n, 3), np.float32)
+    depth = np.zeros(n, np.float32)
+    radii = np.zeros((n, 2), np.int32)
+    R = viewmat[:3, :3].astype(np.float64)
+    t = viewmat[:3, 3].astype(np.float64)
+    _project(means, quats, scales, opac, R, t, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]),
+             float(W), float(H), s.near_plane, s.far_plane, s.eps2d, m2d, conic, depth, radii)
+    vis = np.nonzero(radii[:, 0] > 0)[0]
+    order = vis[np.argsort(depth[vis], kind="stable")].astype(np.int64)
+    tw, th = -(-W // TILE), -(-H // TILE)
+    offsets, lst = _bin(order, m2d, radii, tw, th)
+    counts = np.diff(offsets)
+    tiles = np.nonzero(counts)[0]
+    tiles = tiles[np.argsort(-counts[tiles], kind="stable")].astype(np.int64)  # heavy tiles first
+    out_color = np.zeros((H, W, colors.shape[1]), np.float32)
+    out_T = np.ones((H, W), np.float32)
+    out_depth = np.zeros((H, W), np.float32)
+    with nb.parallel_chunksize(1):
+        _raster(tiles, offsets, lst, m2d, conic, radii, opac, colors, depth, W, H, tw,
+                out_color, out_T, out_depth, s.return_depth)
+    return out_color, out_T, out_depth
+
+
+def render(scene: PreparedScene, viewmats: torch.Tensor, Ks: torch.Tensor, s: RasterSettings):
+    """All cameras: (color_sum [C,H,W,D], T_final [C,H,W], depth_sum [C,H,W] or None), CPU tensors."""
+    arr = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))  # noqa: E731
+    raw = scene.raw
+    means = arr(raw.xyz)
+    n = means.shape[0]
+    quats, scales = np.empty((n, 4), np.float32), np.empty((n, 3), np.float32)
+    opac, colors = np.empty(n, np.float32), np.empty((n, 3), np.float32)
+    _activate(means, arr(raw.f_dc), arr(raw.log_scales), arr(raw.quats), arr(raw.opacity_logits),
+              quats, scales, opac, colors)
+    vm, ks = viewmats.detach().cpu().double().numpy(), Ks.detach().cpu().double().numpy()
+    outs = [render_camera(means, quats, scales, opac, colors, vm[c], ks[c], s) for c in range(vm.shape[0])]
+    rgb = torch.from_numpy(np.stack([o[0] for o in outs]))
+    T = torch.from_numpy(np.stack([o[1] for o in outs]))
+    dep = torch.from_numpy(np.stack([o[2] for o in outs])) if s.return_depth else None
+    return rgb, T, dep
