@@ -94,6 +94,8 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
         raise WeightsError(f"Cannot download {bad}: only {list(DOWNLOADABLE)} come from {REPO_URL}. "
                            "The MTCNN face-detector weights come from facenet-pytorch (see the missing-files message).")
     endpoint = (endpoint or endpoint_from_env()).rstrip("/")
+    # HF_TOKEN as it is now; None lets huggingface_hub fall back to a token saved by `hf auth login`
+    token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     result = DownloadResult(store.root)
 
     todo = store.files_to_fetch(comps)
@@ -325,6 +327,10 @@ class _PrintProgress:
             print(f"    {human_size(done)} / {human_size(total)} ({pct:.0f}%)", file=self.stream, flush=True)
 
 
+def _open_store(models_dir: str | None) -> ModelStore:
+    return ModelStore(resolve_models_dir(models_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m facelift_models.download",
@@ -340,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        store = ModelStore(resolve_models_dir(args.models_dir))
+        store = _open_store(args.models_dir)
         if args.dry_run:
             todo = store.files_to_fetch(args.components)
             for f in todo:

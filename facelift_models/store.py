@@ -138,9 +138,13 @@ REGISTRY: tuple[WeightFile, ...] = (
     WeightFile("gslrm.fp32", "gslrm/gslrm_inference_fp32.safetensors", RECONSTRUCTION, DERIVED,
                note="written by `python -m facelift_models.convert --dtype fp32`"),
     # --- MTCNN (facenet-pytorch 2.6.0, MIT) --------------------------------------------------------------------
-    WeightFile("mtcnn.pnet", "mtcnn/pnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE),
-    WeightFile("mtcnn.rnet", "mtcnn/rnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE),
-    WeightFile("mtcnn.onet", "mtcnn/onet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE),
+    # (same values as facelift_models.mtcnn.WEIGHTS_SHA256; repeated here so this module needs no torch)
+    WeightFile("mtcnn.pnet", "mtcnn/pnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
+               sha256="a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f"),
+    WeightFile("mtcnn.rnet", "mtcnn/rnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
+               sha256="bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86"),
+    WeightFile("mtcnn.onet", "mtcnn/onet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
+               sha256="165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d"),
 )
 
 
@@ -217,6 +221,22 @@ def _comfy_models_dir_above_pack() -> Path | None:
     return None
 
 
+def facenet_pytorch_data_dir() -> Path | None:
+    """``facenet_pytorch/data`` of an installed facenet-pytorch holding the three MTCNN files (found without
+    importing it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("facenet_pytorch")
+    except (ImportError, ValueError):
+        return None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        d = Path(loc) / "data"
+        if all((d / n).is_file() for n in ("pnet.pt", "rnet.pt", "onet.pt")):
+            return d
+    return None
+
+
 @dataclass(frozen=True)
 class FileStatus:
     file: WeightFile
@@ -274,6 +294,7 @@ class ModelStore:
     root: Path
     files: tuple[WeightFile, ...] = field(default=REGISTRY)
     requirements: dict[str, tuple[Requirement, ...]] = field(default_factory=lambda: dict(REQUIREMENTS))
+    use_installed_facenet: bool = True  # an installed facenet-pytorch's data/ folder also satisfies face_crop
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
@@ -330,6 +351,8 @@ class ModelStore:
         for req in self._requirements(components):
             if any(all(self.file_status(self.entry(i)).ok for i in alt) for alt in req.alternatives):
                 continue
+            if req.component == FACE_CROP and self.use_installed_facenet and facenet_pytorch_data_dir() is not None:
+                continue  # facelift_models.mtcnn.find_mtcnn_weights also looks there
             out.append((req, [s for s in (self.file_status(self.entry(i)) for i in req.alternatives[0]) if not s.ok]))
         return out
 
