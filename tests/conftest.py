@@ -41,3 +41,58 @@ def sidecars(kind: str) -> list[Path]:
         except (ValueError, OSError):
             continue
     return out
+
+
+# ----------------------------------------------------------------------------- the real ComfyUI test server
+# One ComfyUI process (tests/comfy_host.py) for the whole session, shared by every test that asks for
+# `comfy_server` / `comfy`. Its model folders come from an extra_model_paths.yaml pointing at `comfy_models_dir`
+# (sub-folders `facelift/` and `checkpoints/`): drop tiny checkpoints there before queueing prompts.
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def artifacts_dir() -> Path:
+    """Where tests leave files worth looking at after a run (screenshots, the server log); git-ignored."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def comfy_models_dir(tmp_path_factory) -> Path:
+    """The session's ComfyUI models folder (models/facelift, models/checkpoints), registered with the server."""
+    d = tmp_path_factory.mktemp("comfy_models")
+    for sub in ("facelift", "checkpoints"):
+        (d / sub).mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory, comfy_models_dir):
+    """The shared ComfyUI server (started on first use, stopped at session end; log copied to test-artifacts/)."""
+    from tests import comfy_host
+
+    comfy = comfy_host.provision()
+    run_dir = tmp_path_factory.mktemp("comfy_run")
+    paths = comfy_host.write_extra_model_paths(run_dir / "extra_model_paths.yaml", comfy_models_dir)
+    server = comfy_host.ComfyServer(run_dir, comfy, extra_model_paths=paths)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        try:
+            (artifacts_dir() / "comfyui-server.log").write_text(server.log_text())
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def comfy(comfy_server):
+    """A fresh API client (own client_id) for the shared server."""
+    return comfy_server.client()
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests that use the shared server carry the `server` marker (select/deselect with -m server / -m "not server").
+    for item in items:
+        if "comfy_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
