@@ -278,11 +278,21 @@ def _run_reporting(fetch: Callable[[], str], staging: Path, etag: str, name: str
     return box["path"]  # type: ignore[return-value]
 
 
+def _short_reason(exc: BaseException) -> str:
+    """One short line for the user (requests/urllib3 errors nest whole reprs)."""
+    text = " ".join(str(exc).split())
+    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+                   "timed out", "Network is unreachable", "IncompleteRead", "Connection reset", "Connection broken"):
+        if marker in text:
+            return f"{type(exc).__name__}: {marker}"
+    return f"{type(exc).__name__}: {text[:160]}{'...' if len(text) > 160 else ''}"
+
+
 def _manual_steps(store: ModelStore, files: list[WeightFile], endpoint: str, revision: str) -> str:
     lines = ["To install the files by hand, download each one from the repository page "
-             f"{REPO_URL}/tree/{revision} and put it here:"]
+             f"{REPO_URL}/tree/{revision} and put it in the folder shown:"]
     for f in files:
-        lines.append(f"  - {resolve_url(f.repo_path, endpoint, revision)} -> {store.path(f.file_id).parent}/")
+        lines.append(f"  - {resolve_url(f.repo_path, DEFAULT_ENDPOINT, revision)} -> {store.path(f.file_id).parent}/")
     return "\n".join(lines)
 
 
@@ -303,9 +313,9 @@ def _failure_message(store, f: WeightFile, todo, endpoint, revision, exc: Except
     elif status is not None:
         why = f"the server answered {status} for {url}"
     else:
-        why = (f"downloading {url} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-               "you may be offline, behind a proxy/firewall, or the download was interrupted. Run the same command "
-               "again when the connection is back: a partial file resumes where it stopped")
+        why = (f"downloading {url} failed ({_short_reason(exc)}); you may be offline, behind a proxy/firewall, or the "
+               "download was interrupted. Run the same command again when the connection is back: a partial file "
+               "resumes where it stopped")
     return _offline_message(store, todo, endpoint, why, comps)
 
 

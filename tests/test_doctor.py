@@ -1,0 +1,109 @@
+"""The doctor report: models folder state, versions, device and render backends, never failing on absent parts."""
+
+from __future__ import annotations
+
+import builtins
+import json
+
+import pytest
+
+from facelift_models import doctor
+from facelift_models import store as S
+from facelift_models.store import ModelStore
+
+
+def _put(store: ModelStore, file_id: str, data: bytes | None = None) -> None:
+    p = store.path(file_id)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        with open(p, "wb") as fh:
+            fh.truncate(store.entry(file_id).size or 4)
+    else:
+        p.write_bytes(data)
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
+    st = ModelStore(tmp_path / "facelift")
+    _put(st, "gslrm.fp16")
+    _put(st, "mv.vae")
+    return st
+
+
+def test_report_lists_present_and_missing_files(models):
+    r = doctor.collect(str(models.root), smoke_render=False)
+    json.dumps(r)  # JSON-able
+    states = {f["id"]: f["state"] for f in r["models"]["files"]}
+    assert states["gslrm.fp16"] == "present" and states["mv.vae"] == "present"
+    assert states["gslrm.checkpoint"] == "missing" and states["mv.unet"] == "missing"
+    comps = r["models"]["components"]
+    assert comps["reconstruction"]["ready"] is True and comps["reconstruction"]["message"] is None
+    assert comps["sampling"]["ready"] is False
+    assert "diffusion_pytorch_model.safetensors" in comps["sampling"]["message"]
+    assert "python -m facelift_models.download" in comps["sampling"]["message"]
+
+
+def test_versions_device_and_absent_packages(models):
+    v = doctor.package_versions(("torch", "surely-not-a-real-package-xyz"))
+    assert v["python"] and v["torch"] and v["surely-not-a-real-package-xyz"] is None
+    r = doctor.collect(str(models.root), smoke_render=False)
+    for name in ("torch", "diffusers", "transformers", "safetensors", "plyfile", "numba", "gsplat", "ComfyUI"):
+        assert name in r["versions"]
+    assert r["device"]["type"] in {"cpu", "cuda", "mps"}
+    text = doctor.format_report(r)
+    assert "NOT READY" in text and "Device:" in text and "Adobe Research License" in text
+
+
+def test_verify_flags_corrupt_files(models):
+    for n in ("pnet", "rnet", "onet"):
+        _put(models, f"mtcnn.{n}", b"not the real weights")
+    r = doctor.collect(str(models.root), verify=True, smoke_render=False)
+    states = {f["id"]: f["state"] for f in r["models"]["files"]}
+    assert states["mtcnn.pnet"] == "corrupt"
+    assert r["models"]["components"]["face_crop"]["ready"] is False
+
+
+def test_missing_render_module_is_reported_not_raised(models, monkeypatch):
+    real_import = doctor.importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "facelift_models.render":
+            raise ImportError("simulated: render not built yet")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(doctor.importlib, "import_module", fake)
+    r = doctor.collect(str(models.root))
+    assert "simulated" in r["render"]["error"]
+    assert "simulated" in doctor.format_report(r)
+
+
+def test_no_torch_is_reported_not_raised(monkeypatch):
+    real = builtins.__import__
+
+    def no_torch(name, *a, **k):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("no torch here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    assert "no torch" in doctor.device_info()["error"]
+
+
+def test_smoke_render_detects_a_working_backend():
+    render = pytest.importorskip("facelift_models.render")
+    assert doctor._smoke_render(render, "torch", "cpu") is True
+
+
+def test_no_models_folder_configured(monkeypatch):
+    monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
+    monkeypatch.setattr(S, "_comfy_models_dir_above_pack", lambda: None)
+    r = doctor.collect(None, smoke_render=False)
+    assert r["models"]["dir"] is None and "FACELIFT_MODELS_DIR" in r["models"]["error"]
+    doctor.format_report(r)
+
+
+def test_cli_json(models, capsys):
+    assert doctor.main(["--models-dir", str(models.root), "--json", "--no-render-test"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["models"]["dir"] == str(models.root)
