@@ -310,7 +310,7 @@ class MTCNN(nn.Module):
         """All faces in one RGB image (H×W×3 uint8 numpy array or tensor), largest first by default.
         ``config`` overrides the detector's own settings for this call."""
         cfg = config or self.config
-        arr = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+        arr = torch.from_numpy(np.array(image, copy=True)) if isinstance(image, np.ndarray) else image
         if not isinstance(arr, torch.Tensor) or arr.ndim != 3 or arr.shape[2] != 3:
             raise InputError(f"MTCNN.detect needs one H×W×3 RGB image; got {getattr(image, 'shape', type(image))}.")
         if arr.dtype != torch.uint8:
@@ -404,7 +404,9 @@ class MTCNN(nn.Module):
         for k, (x, y, ex, ey) in enumerate(ranges):
             if ey > y - 1 and ex > x - 1:
                 kept.append(k)
-                crops.append(_resample(imgs[:, :, y - 1:ey, x - 1:ex], (size, size)))
+                # Index the image dim away and back (as facenet-pytorch does): the crop's strides then make
+                # the resample return NCHW-contiguous data, and the conv results match to the last bit.
+                crops.append(_resample(imgs[0, :, y - 1:ey, x - 1:ex].unsqueeze(0), (size, size)))
         if len(kept) != len(ranges):
             boxes = boxes[torch.tensor(kept, dtype=torch.long, device=boxes.device)]
         if not crops:
