@@ -220,13 +220,43 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def convert_checkpoint(models_dir: str | None, dtype: str = "fp16") -> Path:
+    """Run the verified GS-LRM conversion (``facelift_models.convert``) from the official checkpoint in the models
+    folder to the file name the store expects, ``gslrm/gslrm_inference_<dtype>.safetensors``."""
+    from .errors import WeightsError
+
+    store = ModelStore(resolve_models_dir(models_dir))
+    src = store.find("gslrm.checkpoint")
+    if src is None:
+        raise WeightsError(f"Nothing to convert: {store.path('gslrm.checkpoint')} is missing. "
+                           + store.missing_message(store.missing(RECONSTRUCTION) or
+                                                   [(store.requirements[RECONSTRUCTION][0],
+                                                     [store.file_status(store.entry("gslrm.checkpoint"))])],
+                                                   RECONSTRUCTION))
+    import torch
+
+    from .convert import convert
+
+    torch.set_grad_enabled(False)
+    return convert(src, store.path(f"gslrm.{dtype}"), dtype)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facelift_models.doctor", description=__doc__.splitlines()[0])
     ap.add_argument("--models-dir", help="models folder (default: $FACELIFT_MODELS_DIR or ComfyUI/models/facelift)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--verify", action="store_true", help="also check the SHA-256 of present files (slow: ~8 GB)")
     ap.add_argument("--no-render-test", action="store_true", help="skip the one-Gaussian test render per backend")
+    ap.add_argument("--convert", choices=("fp16", "fp32"),
+                    help="convert gslrm/ckpt_0000000000021125.pt into gslrm/gslrm_inference_<dtype>.safetensors "
+                         "(verified on a probe input; see python -m facelift_models.convert)")
     args = ap.parse_args(argv)
+    if args.convert:
+        try:
+            print(f"wrote {convert_checkpoint(args.models_dir, args.convert)}")
+        except FaceLiftError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     report = collect(args.models_dir, verify=args.verify, smoke_render=not args.no_render_test)
     if args.json:
         print(json.dumps(report, indent=1, default=str))

@@ -6,7 +6,7 @@ file for file, so a manual download of the repository drops in unchanged::
     facelift/
       LICENSE                                   Adobe Research License (copied with the weights)
       mvdiffusion/pipeckpts/<component>/...     multi-view diffusion (unet, vae, image_encoder, ...)
-      mvdiffusion/pipeckpts/facelift_view_embeddings.safetensors   our cache of the 6 view-prompt embeddings
+      mvdiffusion/pipeckpts/facelift_view_embeds.safetensors   our cache of the 6 view-prompt embeddings
       gslrm/ckpt_0000000000021125.pt            official GS-LRM training checkpoint (3.7 GB)
       gslrm/gslrm_inference_fp16.safetensors    our inference-only conversion (or ..._fp32)
       mtcnn/{pnet,rnet,onet}.pt                 face detector weights from facenet-pytorch 2.6.0 (MIT)
@@ -41,6 +41,7 @@ LICENCE_SHORT = (
 MTCNN_LICENCE = "MIT (facenet-pytorch 2.6.0)"
 
 ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"
+ENV_SKIP_SIZE_CHECK = "FACELIFT_SKIP_SIZE_CHECK"
 COMFY_FOLDER_NAME = "facelift"  # folder_paths key and folder name under ComfyUI/models
 STAGING_DIRNAME = ".facelift-download"  # huggingface_hub's local_dir while a file is in flight
 
@@ -67,6 +68,7 @@ PURPOSE_TEXT = {
 HF = "hf"  # downloaded from wlyu/OpenFaceLift
 MTCNN = "mtcnn"  # copied out of the facenet-pytorch wheel
 DERIVED = "derived"  # written by this pack (conversion, cached embeddings)
+GITHUB = "github"  # optional file from the official GitHub repository, placed by the user
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,12 @@ REGISTRY: tuple[WeightFile, ...] = (
     _hf("mv.tokenizer.special_tokens", f"{_MV}/tokenizer/special_tokens_map.json", VIEW_EMBEDDINGS),
     _hf("mv.tokenizer.config", f"{_MV}/tokenizer/tokenizer_config.json", VIEW_EMBEDDINGS),
     _hf("mv.tokenizer.vocab", f"{_MV}/tokenizer/vocab.json", VIEW_EMBEDDINGS),
-    WeightFile("mv.view_embeddings", f"{_MV}/facelift_view_embeddings.safetensors", SAMPLING, DERIVED,
-               note="the 6 view-prompt text embeddings [6,77,1024], computed once from text_encoder + tokenizer"),
+    WeightFile("mv.view_embeddings", f"{_MV}/facelift_view_embeds.safetensors", SAMPLING, DERIVED,
+               note="the 6 view-prompt text embeddings [6,77,1024], computed once from text_encoder + tokenizer "
+                    "(facelift_models.view_embeddings.CACHE_FILENAME)"),
+    WeightFile("mv.clr_embeds", f"{_MV}/clr_embeds.pt", SAMPLING, GITHUB, size=946_932,
+               note="optional: the official precomputed embeddings from the FaceLift GitHub repository "
+                    "(mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt), used instead of the cache if present"),
     # --- GS-LRM ------------------------------------------------------------------------------------------------
     _hf("gslrm.checkpoint", "gslrm/ckpt_0000000000021125.pt", RECONSTRUCTION,
         sha256="705e9aa37c7ea964bb06f25db060c12676a93d9ce6a365ac8b50128a3dc12662",
@@ -168,15 +174,17 @@ def _ids(purpose: str, source: str | None = None) -> tuple[str, ...]:
 REQUIREMENTS: dict[str, tuple[Requirement, ...]] = {
     SAMPLING: (
         Requirement(SAMPLING, (_ids(SAMPLING, HF),)),
-        Requirement(SAMPLING, (_ids(VIEW_EMBEDDINGS), ("mv.view_embeddings",)),
+        Requirement(SAMPLING, (_ids(VIEW_EMBEDDINGS), ("mv.view_embeddings",), ("mv.clr_embeds",)),
                     how="The text encoder and tokenizer are only used once, to compute "
-                        "mvdiffusion/pipeckpts/facelift_view_embeddings.safetensors; once that file exists they may "
-                        "be deleted."),
+                        "mvdiffusion/pipeckpts/facelift_view_embeds.safetensors (done automatically on the first "
+                        "run); once that file exists they may be deleted."),
     ),
     RECONSTRUCTION: (
         Requirement(RECONSTRUCTION, (("gslrm.checkpoint",), ("gslrm.fp16",), ("gslrm.fp32",)),
-                    how="Any one GS-LRM file is enough: the official checkpoint, or its conversion made with "
-                        "`python -m facelift_models.convert` (after which the 3.7 GB checkpoint may be deleted)."),
+                    how="Any one GS-LRM file is enough: the official checkpoint, or its inference-only conversion "
+                        "gslrm/gslrm_inference_fp16.safetensors or gslrm/gslrm_inference_fp32.safetensors (made by "
+                        "`python -m facelift_models.doctor --models-dir {root} --convert fp16`, after which the 3.7 GB "
+                        "checkpoint may be deleted)."),
     ),
     FACE_CROP: (Requirement(FACE_CROP, (_ids(FACE_CROP),)),),
     VIEW_EMBEDDINGS: (Requirement(VIEW_EMBEDDINGS, (_ids(VIEW_EMBEDDINGS),)),),
@@ -295,6 +303,8 @@ class ModelStore:
     files: tuple[WeightFile, ...] = field(default=REGISTRY)
     requirements: dict[str, tuple[Requirement, ...]] = field(default_factory=lambda: dict(REQUIREMENTS))
     use_installed_facenet: bool = True  # an installed facenet-pytorch's data/ folder also satisfies face_crop
+    # Known sizes are enforced unless $FACELIFT_SKIP_SIZE_CHECK=1 (tiny random test weights in the official layout).
+    check_sizes: bool = field(default_factory=lambda: os.environ.get(ENV_SKIP_SIZE_CHECK, "") != "1")
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
@@ -325,7 +335,7 @@ class ModelStore:
         if not p.is_file():
             return FileStatus(f, p, "missing")
         size = p.stat().st_size
-        if f.size is not None and size != f.size:
+        if f.size is not None and size != f.size and self.check_sizes:
             return FileStatus(f, p, "size_mismatch", size)
         return FileStatus(f, p, "present", size)
 
@@ -390,7 +400,7 @@ class ModelStore:
                 hf_missing |= f.source == HF
                 mtcnn_missing |= f.source == MTCNN
             if req.how:
-                derived_notes.append(req.how)
+                derived_notes.append(req.how.replace("{root}", shlex.quote(str(self.root))))
         if hf_missing:
             lines.append(
                 f"The FaceLift files come from the Hugging Face repository {REPO_URL} (revision {REVISION[:7]}; "

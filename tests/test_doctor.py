@@ -25,6 +25,7 @@ def _put(store: ModelStore, file_id: str, data: bytes | None = None) -> None:
 @pytest.fixture
 def models(tmp_path, monkeypatch):
     monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
+    monkeypatch.delenv(S.ENV_SKIP_SIZE_CHECK, raising=False)
     st = ModelStore(tmp_path / "facelift")
     _put(st, "gslrm.fp16")
     _put(st, "mv.vae")
@@ -107,3 +108,17 @@ def test_cli_json(models, capsys):
     assert doctor.main(["--models-dir", str(models.root), "--json", "--no-render-test"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["models"]["dir"] == str(models.root)
+
+
+def test_convert_writes_the_file_the_store_expects(tmp_path, monkeypatch, capsys):
+    tiny = pytest.importorskip("tests.tiny_models")
+    pytest.importorskip("facelift_models.convert")
+    monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
+    st = ModelStore(tmp_path / "facelift")
+    assert doctor.main(["--models-dir", str(st.root), "--convert", "fp32", "--no-render-test"]) == 2
+    assert "ckpt_0000000000021125.pt" in capsys.readouterr().err  # nothing to convert: says what is missing
+    tiny.write_tiny_gslrm_checkpoint(st.path("gslrm.checkpoint"))
+    assert doctor.main(["--models-dir", str(st.root), "--convert", "fp32", "--no-render-test"]) == 0
+    assert st.find("gslrm.fp32") is not None
+    st.path("gslrm.checkpoint").unlink()
+    st.require(S.RECONSTRUCTION)  # the conversion alone is enough now

@@ -25,6 +25,7 @@ SPEC_HASH_ENDS = {
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
     monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
+    monkeypatch.delenv(S.ENV_SKIP_SIZE_CHECK, raising=False)
 
 
 def touch(store: ModelStore, file_id: str, size: int | None = None) -> Path:
@@ -121,6 +122,12 @@ def test_status_present_missing_size_mismatch(tmp_path):
     assert states["gslrm.checkpoint"] == "missing"
     assert st.find("mv.vae") == st.path("mv.vae")
     assert st.find("mv.image_encoder") is None and st.find("gslrm.checkpoint") is None
+
+
+def test_size_check_can_be_skipped_for_tiny_test_weights(tmp_path, monkeypatch):
+    touch(ModelStore(tmp_path), "mv.image_encoder", size=10)
+    monkeypatch.setenv(S.ENV_SKIP_SIZE_CHECK, "1")
+    assert ModelStore(tmp_path).find("mv.image_encoder") is not None
 
 
 def test_verify_hashes_present_files(tmp_path):
