@@ -577,56 +577,105 @@ def chromium_path() -> str | None:
     return None
 
 
+# Console errors that come from this sandboxed, offline set-up rather than from a workflow or a node pack:
+# the frontend reaching api.comfy.org (blocked by the Content-Security-Policy that --disable-api-nodes sets) and
+# 404s for optional per-user files of a fresh user folder.
+ENVIRONMENT_NOISE = (
+    "violates the following Content Security Policy directive",
+)
+ENVIRONMENT_404_PATHS = ("/user.css", "/api/userdata", "/favicon.ico")
+
+# Frontend settings for a quiet, reproducible graph editor (no first-run template browser, no minimap).
+FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False,
+                     "Comfy.Workflow.Persist": False}
+
+
+@dataclass
+class BrowserError:
+    text: str
+    url: str = ""
+
+    @property
+    def environment_noise(self) -> bool:
+        if any(n in self.text for n in ENVIRONMENT_NOISE):
+            return True
+        return "status of 404" in self.text and any(p in self.url for p in ENVIRONMENT_404_PATHS)
+
+    def __str__(self) -> str:
+        return f"{self.text} [{self.url}]" if self.url else self.text
+
+
 @dataclass
 class GraphLoad:
     """What the graph editor made of a UI-format workflow."""
 
     node_types: list[str]                 # types of the nodes in the loaded graph
     missing_node_types: list[str]         # workflow types the frontend does not know
-    console_errors: list[str]             # console.error lines and uncaught page errors
+    console_errors: list[BrowserError]    # console.error / uncaught errors from loadGraphData on
+    startup_errors: list[BrowserError]    # the same while the app started (before the workflow)
     screenshot: Path | None
+
+    @property
+    def relevant_errors(self) -> list[str]:
+        """Errors after loading the workflow, minus the environment's noise (see ENVIRONMENT_NOISE)."""
+        return [str(e) for e in self.console_errors if not e.environment_noise]
 
 
 def load_workflow_in_browser(base_url: str, workflow: dict, screenshot: Path | None = None,
-                             timeout: float = 120) -> GraphLoad:
+                             timeout: float = 120, settings: dict | None = None,
+                             viewport: tuple[int, int] = (1400, 900)) -> GraphLoad:
     """Open the ComfyUI frontend in headless Chromium, load a UI workflow with app.loadGraphData, report back.
 
-    Uses Debian's chromium through Playwright's executable_path; never downloads a browser.
+    Uses Debian's chromium through Playwright's executable_path; never downloads a browser. The frontend
+    settings (FRONTEND_SETTINGS + settings) are stored on the server first; the view is fitted to the graph
+    before the screenshot.
     """
+    import requests
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
     if exe is None:
         raise FileNotFoundError("No Chromium found (looked at $FACELIFT_CHROMIUM and /usr/bin/chromium); "
                                 "run scripts/setup_browser.sh as root.")
-    errors: list[str] = []
+    requests.post(base_url + "/settings", json={**FRONTEND_SETTINGS, **(settings or {})},
+                  timeout=30).raise_for_status()
+    errors: list[BrowserError] = []
+    startup: list[BrowserError] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
+            page.on("console", lambda m: errors.append(BrowserError(m.text, (m.location or {}).get("url", "")))
+                    if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(BrowserError(f"uncaught: {e}")))
             page.goto(base_url + "/", wait_until="domcontentloaded", timeout=timeout * 1000)
             page.wait_for_function(
-                "() => window.app && window.app.graph && window.LiteGraph && "
+                "() => window.app && window.app.graph && window.app.canvas && window.LiteGraph && "
                 "Object.keys(window.LiteGraph.registered_node_types || {}).length > 50",
                 timeout=timeout * 1000)
+            page.wait_for_timeout(1000)  # let start-up requests settle so their errors count as start-up
+            startup, errors[:] = list(errors), []
             wanted = sorted({n["type"] for n in workflow.get("nodes", [])})
             missing = page.evaluate(
                 "(types) => types.filter(t => !(t in window.LiteGraph.registered_node_types))", wanted)
             page.evaluate(
                 "async (wf) => { await window.app.loadGraphData(wf, true, true, null, "
                 "{showMissingNodesDialog: false, showMissingModelsDialog: false}); }", workflow)
-            page.wait_for_timeout(1000)
+            try:
+                page.evaluate("async () => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+            except Exception:
+                pass  # older/newer frontends without that command: keep the workflow's own view
+            page.wait_for_timeout(1500)
             node_types = page.evaluate("() => window.app.graph.nodes.map(n => n.type)")
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
         finally:
             browser.close()
-    return GraphLoad(node_types=node_types, missing_node_types=missing, console_errors=errors,
-                     screenshot=screenshot)
+    return GraphLoad(node_types=node_types, missing_node_types=missing, console_errors=list(errors),
+                     startup_errors=startup, screenshot=screenshot)
 
 
 # --------------------------------------------------------------------------------------------------------- CLI
