@@ -35,9 +35,12 @@ def _load_inputs(fixture: Fixture) -> Gaussians:
 
 
 def _shaped(g: Gaussians, field: str, expected: torch.Tensor) -> torch.Tensor:
-    attr, shape = _FIELDS[field]
-    return getattr(g, attr).reshape(tuple(expected.shape)) if getattr(g, attr).numel() == expected.numel() \
-        else shape(getattr(g, attr))
+    """A Gaussians field in the fixture's layout (e.g. features_dc [N,1,3], opacity_raw [N,1])."""
+    attr, to_fixture_layout = _FIELDS[field]
+    value = getattr(g, attr)
+    if value.numel() == expected.numel():
+        return value.reshape(tuple(expected.shape))
+    return to_fixture_layout(value)  # a count mismatch: the exact comparison reports the shape
 
 
 def run(fixture: Fixture, report: Report) -> None:
@@ -77,7 +80,10 @@ def run(fixture: Fixture, report: Report) -> None:
                           "(use_fp16 false, enable_gs_viewer true, color_code false) that this port writes.")
     for sub in (meta.get("ply") or {}).get("subsets") or []:
         kept = filtered[sub["filter_set"]]
-        idx = fixture.tensor(sub["idx_key"]).to(torch.int64)
+        idx = fixture.tensor(sub["idx_key"])
+        if idx.dtype == torch.bool or (idx.dtype == torch.uint8 and idx.numel() == len(kept)):
+            idx = idx.bool().nonzero()[:, 0]  # a boolean mask over the filtered Gaussians
+        idx = idx.to(torch.int64)
         data = ply_bytes(kept.select(idx))
         produced[sub["bytes_key"]] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         label = f"{sub['filter_set']}.ply_{sub['name']}"
