@@ -1,14 +1,17 @@
-# The two commands of the README.  `make test`: build .venv + local ComfyUI, run every test.
+# The two commands of the README.  `make test`: build .venv + local ComfyUI (+ headless Chromium), run every test.
 # `make run`: provision ComfyUI with this pack and run the shipped workflow on the example portrait.
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup test run parity
+.PHONY: setup setup-browser test run parity
 setup:
 	bash scripts/setup_env.sh
 	$(PY) -m tests.comfy_host provision
 
-test: setup
+setup-browser:
+	bash scripts/setup_browser.sh
+
+test: setup setup-browser
 	$(PY) -m pytest tests -q -ra
 
 run: setup

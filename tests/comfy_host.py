@@ -275,7 +275,7 @@ class ComfyServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1",
                    DO_NOT_TRACK="1", TQDM_DISABLE="1")
         t0 = time.perf_counter()
-        self._log_file = open(self.log_path, "ab")
+        self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command(), cwd=self.comfy, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
