@@ -9,12 +9,11 @@ whole process group at the end; ``ComfyClient`` queues API-format prompts and co
 
 Environment variables:
   FACELIFT_COMFYUI_DIR     use this ComfyUI checkout instead of the cached 0.3.75 (the pack is linked into its
-                           custom_nodes/; its requirements are installed into the venv unless
-                           FACELIFT_COMFYUI_SKIP_INSTALL=1)
-  FACELIFT_COMFYUI_PYTHON  interpreter that runs the server (default: this one; then nothing is installed)
+                           custom_nodes/; its requirements are installed into the venv)
+  FACELIFT_COMFYUI_PYTHON  interpreter that runs the server (default: this one); when set, nothing is installed
   FACELIFT_CACHE_DIR       where the wheel and the extracted tree go (default: <repo>/.cache)
   FACELIFT_CHROMIUM        browser executable for the graph-editor helper (default: /usr/bin/chromium)
-  FACELIFT_KEEP_SERVER_LOG print the server log path at the end of a test session (always kept in the run dir)
+  FACELIFT_COMFYUI_SKIP_INSTALL=1  do not pip-install the host's requirements
 
 CLI: ``python -m tests.comfy_host provision|start|info`` (``start`` runs a server until Ctrl-C).
 """
