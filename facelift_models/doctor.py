@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import platform
 import re
 import sys
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import FaceLiftError
-from .store import (FACE_CROP, INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, SAMPLING, ModelStore,
-                    human_size, resolve_models_dir)
+from .store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
+                    resolve_models_dir)
 
 PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "safetensors", "huggingface_hub", "hf_xet",
             "plyfile", "numba", "gsplat", "numpy", "Pillow", "einops", "facenet-pytorch")

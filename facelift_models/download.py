@@ -17,6 +17,7 @@ CLI: ``python -m facelift_models.download --models-dir DIR --accept-license [--c
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import shutil
@@ -80,7 +81,8 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
                      comfy_folders: Sequence[str] | None = None) -> DownloadResult:
     """Bring the official files needed for ``components`` into the models folder and verify them.
 
-    ``components``: any of "sampling", "reconstruction" (and "view_embeddings" to force the text encoder). The text
+    ``components``: any of "sampling", "reconstruction", "face_crop" (the MIT MTCNN weights, from the facenet-pytorch
+    wheel on PyPI through :mod:`facelift_models.mtcnn`) and "view_embeddings" (to force the text encoder). The text
     encoder + tokenizer are fetched only while the cached view embeddings are missing; the 3.7 GB GS-LRM checkpoint
     only while no converted GS-LRM file exists.  Raises :class:`WeightsError` with what failed and what to do.
     """
@@ -106,9 +108,8 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
     if not todo and not want_mtcnn:
         log.info("FaceLift weights for %s are already in %s; nothing to download.", ", ".join(comps), store.root)
         return result
-    if want_mtcnn:
-        _fetch_mtcnn(store, result)
     if not todo:
+        _fetch_mtcnn(store, result)
         return result
     if _offline_requested():
         raise WeightsError(_offline_message(store, todo, endpoint, "HF_HUB_OFFLINE is set, so no download is made",
@@ -140,6 +141,8 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
         if progress is not None:
             progress(done_before, total, f.repo_path)
     _cleanup_staging(staging)
+    if want_mtcnn:
+        _fetch_mtcnn(store, result)
     # First line after the download: the licence.
     log.warning("FaceLift weights downloaded to %s are licensed under the %s (non-commercial research only); "
                 "see %s.", store.root, LICENCE_NAME, store.path("licence"))
@@ -326,6 +329,8 @@ def _failure_message(store, f: WeightFile, todo, endpoint, revision, exc: Except
         why = (f"{url} was not found (404); check HF_ENDPOINT ({endpoint}) and the pinned revision {revision[:7]}")
     elif status is not None:
         why = f"the server answered {status} for {url}"
+    elif isinstance(exc, OSError) and getattr(exc, "errno", None) == errno.ENOSPC:
+        why = f"the disk holding {store.root} is full while downloading {url}; free some space and run it again"
     else:
         why = (f"downloading {url} failed ({_short_reason(exc)}); you may be offline, behind a proxy/firewall, or the "
                "download was interrupted. Run the same command again when the connection is back: a partial file "
@@ -377,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for f in todo:
                 print(f"{f.repo_path}\t{human_size(f.size)}\t-> {store.path(f.file_id).parent}")
             if FACE_CROP in args.components and not store.is_ready(FACE_CROP):
-                print(f"mtcnn/{{pnet,rnet,onet}}.pt\t~2 MB (facenet-pytorch 2.6.0 wheel, MIT)\t-> {store.root / 'mtcnn'}")
+                print("mtcnn/{pnet,rnet,onet}.pt\t~2 MB (facenet-pytorch 2.6.0 wheel, MIT)\t-> "
+                      f"{store.path('mtcnn.pnet').parent}")
             print(f"{len(todo)} file(s) from {REPO_URL} to download into {store.root}")
             return 0
         download_weights(store, args.components, accept_license=args.accept_license, progress=_PrintProgress(),

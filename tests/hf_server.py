@@ -150,7 +150,8 @@ class LocalHub:
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("Content-Type", "application/octet-stream")
         if status == 206:
-            h.send_header("Content-Range", f"bytes {start}-{start + len(body) - 1}/{len(self.corrupt.get(path, genuine))}")
+            full = len(self.corrupt.get(path, genuine))
+            h.send_header("Content-Range", f"bytes {start}-{start + len(body) - 1}/{full}")
         h.send_header("Content-Length", str(len(genuine) if head else len(body)))
         h.end_headers()
         if head:
@@ -174,7 +175,8 @@ class LocalHub:
         h.send_response(404)
         h.send_header("X-Error-Code", code)
         h.send_header("X-Error-Message", f"{code}: {path}")
-        h.send_header("X-Repo-Commit", self.revision) if code == "EntryNotFound" else None
+        if code == "EntryNotFound":
+            h.send_header("X-Repo-Commit", self.revision)
         h.send_header("Content-Length", "0")
         h.end_headers()
         self._log(h, method, path, 404, 0)
