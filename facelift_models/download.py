@@ -141,12 +141,12 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
         if progress is not None:
             progress(done_before, total, f.repo_path)
     _cleanup_staging(staging)
-    if want_mtcnn:
-        _fetch_mtcnn(store, result)
     # First line after the download: the licence.
     log.warning("FaceLift weights downloaded to %s are licensed under the %s (non-commercial research only); "
                 "see %s.", store.root, LICENCE_NAME, store.path("licence"))
     log.info("Downloaded %d file(s), %s.", len(result.fetched), human_size(result.bytes_downloaded))
+    if want_mtcnn:
+        _fetch_mtcnn(store, result)
     return result
 
 
