@@ -127,3 +127,27 @@ def test_invalid_prompt_is_rejected_before_running(comfy):
         comfy.queue_prompt({"1": {"class_type": NODE, "inputs": {}},
                             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}})
     assert "node_errors" in e.value.body
+
+
+def test_interrupt_stops_the_node_between_images(comfy):
+    # 2048 small images: one progress step each, a few seconds in all; interrupt at the first step.
+    batch = 2048
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": batch,
+                                                     "color": int(uuid.uuid4().int % 0xFFFFFF)}},
+        "2": {"class_type": NODE, "inputs": {"image": ["1", 0], "mask_is_foreground": False}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    steps = []
+    with comfy.connect() as watcher:
+        prompt_id = comfy.queue_prompt(prompt)
+        for msg in watcher.messages(prompt_id, timeout=120):
+            if msg["type"] == "progress" and str(msg["data"].get("node")) == "2":
+                if not steps:
+                    comfy.interrupt(prompt_id)
+                steps.append(msg["data"]["value"])
+            last = msg
+    assert last["type"] == "execution_interrupted" and last["data"]["node_type"] == NODE
+    assert 0 < len(steps) < batch, f"{len(steps)} of {batch} images ran after the interrupt"
+    prompt["1"]["inputs"]["batch_size"] = 2
+    assert comfy.run(prompt, timeout=60).status == "success"
