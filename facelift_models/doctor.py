@@ -44,12 +44,9 @@ def comfyui_info() -> dict[str, Any]:
     pack = Path(__file__).resolve().parents[1]
     if pack.parent.name == "custom_nodes":
         roots.append(pack.parent.parent)
-    try:
-        import folder_paths  # type: ignore  # only present inside a running ComfyUI
-
-        roots.insert(0, Path(folder_paths.base_path))
-    except Exception:
-        pass
+    running = sys.modules.get("folder_paths")  # set only inside a running ComfyUI; never imported from here
+    if running is not None and getattr(running, "base_path", None):
+        roots.insert(0, Path(running.base_path))
     for root in roots:
         version = None
         try:
