@@ -1,0 +1,125 @@
+"""Face crop: frame the face of a photo like FaceLift's training data (512x512 on white)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from comfy_api.latest import io
+
+from . import model_cache
+from .common import CATEGORY, check_interrupted, progress_bar
+
+FACE_CHOICES = ["largest", "2nd largest", "3rd largest", "4th largest"]
+
+
+def detector(device: str = "cpu"):
+    """The MTCNN face detector, loaded once per process from the facelift models folder (mtcnn/)."""
+    from ..facelift_models import mtcnn
+
+    dirs = model_cache.mtcnn_dirs() + mtcnn.default_search_dirs()
+    found = mtcnn.find_mtcnn_weights(dirs)
+    if found is None:
+        raise mtcnn.missing_weights_error(dirs)
+    stamp = tuple(model_cache.file_stamp(found / n) for n in mtcnn.WEIGHT_FILES)
+    return model_cache.get_cached("mtcnn", (str(found), stamp, str(device)),
+                                  lambda: mtcnn.load_mtcnn(found, device))
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float):
+        return round(x, 4)
+    if hasattr(x, "tolist"):
+        return _json_safe(x.tolist())
+    return x
+
+
+class FaceLiftFaceCrop(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FaceLiftFaceCrop",
+            display_name="FaceLift Face Crop",
+            category=CATEGORY,
+            description=(
+                "Frames the face of a photo exactly like FaceLift's official preprocessing: the background (from "
+                "the MASK, the image's alpha, or optional rembg) goes white, MTCNN finds the face, and the image is "
+                "scaled and shifted so the face has the training-data size and position in a 512x512 square. "
+                "Outputs the crop, its foreground mask and a JSON info string (detections, chosen box, score). "
+                "Fails with a clear message when no face passes the threshold. Needs the MTCNN weights "
+                "(models/facelift/mtcnn, MIT licence)."),
+            inputs=[
+                io.Image.Input("image", tooltip="The portrait photo(s); any size. One crop per image of the batch."),
+                io.Mask.Input(
+                    "mask", optional=True,
+                    tooltip="Optional mask of the subject/background, e.g. from a background-removal node or Load "
+                            "Image. Where it marks background the crop is white."),
+                io.Boolean.Input(
+                    "mask_is_foreground", default=False,
+                    tooltip="Off (default): mask 1 = background, ComfyUI's Load Image convention (1 - alpha). "
+                            "On: mask 1 = subject, as most background-removal nodes output."),
+                io.Float.Input(
+                    "threshold", default=0.8, min=0.0, max=0.999, step=0.01,
+                    tooltip="Minimum MTCNN face probability (official 0.8). Lower it for hard photos."),
+                io.Combo.Input(
+                    "face", options=FACE_CHOICES, default="largest",
+                    tooltip="Which face to use when there are several above the threshold (official: largest)."),
+                io.Boolean.Input(
+                    "skip_detection", default=False,
+                    tooltip="Do not detect: just resize the whole image to 512x512 on white (for images that are "
+                            "already framed). The face is then not aligned like the training data."),
+                io.Boolean.Input(
+                    "remove_background", default=False,
+                    tooltip="Remove the background with rembg (u2net, like the official code) when no mask or "
+                            "alpha is given. Needs the optional rembg package."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="512x512 face crop(s) on white."),
+                io.Mask.Output(display_name="mask", tooltip="Foreground mask of the crop (1 = subject)."),
+                io.String.Output(display_name="info", tooltip="JSON: chosen face box, score, scale, detections."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, mask: torch.Tensor | None = None, mask_is_foreground: bool = False,
+                threshold: float = 0.8, face: str = "largest", skip_detection: bool = False,
+                remove_background: bool = False) -> io.NodeOutput:
+        from ..facelift_models.errors import InputError
+        from ..facelift_models.face_crop import FaceCropConfig, crop_face
+
+        if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+            raise InputError(f"FaceLift Face Crop: the image has shape {tuple(image.shape)}; a ComfyUI IMAGE is "
+                             "[batch, height, width, channels]. Connect an IMAGE output (e.g. Load Image).")
+        batch = image.shape[0]
+        masks = None
+        if mask is not None:
+            m = mask if mask.ndim == 3 else mask[None]
+            if m.shape[0] not in (1, batch):
+                raise InputError(f"FaceLift Face Crop: {m.shape[0]} masks for {batch} images; give one mask for "
+                                 "all images or one per image.")
+            m = m.float().clamp(0, 1)
+            masks = m if mask_is_foreground else 1.0 - m
+        cfg = FaceCropConfig(prob_threshold=float(threshold), face_index=FACE_CHOICES.index(face),
+                             skip_detection=bool(skip_detection), remove_background=bool(remove_background))
+        det = None if skip_detection else detector("cpu")
+        bar = progress_bar(batch)
+        images, out_masks, infos = [], [], []
+        for i in range(batch):
+            check_interrupted()
+            mi = None if masks is None else masks[i if masks.shape[0] > 1 else 0].cpu().numpy()
+            res = crop_face(image[i].cpu().numpy(), mi, detector=det, config=cfg)
+            images.append(torch.from_numpy(res.image.astype("float32") / 255.0))
+            out_masks.append(torch.from_numpy(res.mask.astype("float32")))
+            info = {"box": res.box, "prob": res.prob, "scale": res.scale, **res.info}
+            info.pop("landmarks", None)
+            infos.append(_json_safe(info))
+            bar.update(1)
+        text = json.dumps(infos[0] if batch == 1 else infos)
+        return io.NodeOutput(torch.stack(images), torch.stack(out_masks), text, ui={"text": [text]})
+
+
+NODES = [FaceLiftFaceCrop]
