@@ -122,3 +122,14 @@ def test_convert_writes_the_file_the_store_expects(tmp_path, monkeypatch, capsys
     assert st.find("gslrm.fp32") is not None
     st.path("gslrm.checkpoint").unlink()
     st.require(S.RECONSTRUCTION)  # the conversion alone is enough now
+
+
+def test_comfyui_found_above_the_pack(tmp_path, monkeypatch):
+    comfy = tmp_path / "ComfyUI"
+    pkg = comfy / "custom_nodes" / "facelift" / "facelift_models"
+    pkg.mkdir(parents=True)
+    (comfy / "comfy").mkdir()
+    (comfy / "comfyui_version.py").write_text('__version__ = "0.3.99"\n')
+    monkeypatch.setattr(doctor, "__file__", str(pkg / "doctor.py"))
+    monkeypatch.delitem(__import__("sys").modules, "folder_paths", raising=False)
+    assert doctor.comfyui_info() == {"found": True, "path": str(comfy), "version": "0.3.99"}
