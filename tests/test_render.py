@@ -190,18 +190,41 @@ def test_no_clamp_and_background_and_resize():
     assert float(out.rgb.max()) > 1.0
 
 
-def test_gsplat_request_without_gsplat_falls_back(caplog):
-    pytest.importorskip("numpy")
-    try:
-        import gsplat  # noqa: F401
-        pytest.skip("gsplat is installed; the fallback path is not reachable here")
-    except ImportError:
-        pass
+def test_gsplat_on_cpu_tensors_uses_torch(caplog):
     g = _scene(50)
     with caplog.at_level(logging.WARNING, logger="facelift.render"):
         out = render(g, orbit(0.0, 0.0, width=16), backend="gsplat")
     assert out.backend == "torch"
-    assert any("gsplat backend unavailable" in r.getMessage() for r in caplog.records)
+    assert any("needs CUDA" in r.getMessage() for r in caplog.records)
+
+
+def test_failed_gsplat_kernel_build_falls_back_once(monkeypatch, caplog):
+    """A gsplat whose JIT build fails (simulated) -> one log line, torch result, gsplat skipped afterwards."""
+    import facelift_models.render as R
+    from facelift_models.render import gsplat_cuda, prepare_scene
+    from facelift_models.render.common import RasterSettings
+
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        raise RuntimeError("Error building extension 'gsplat_cuda': nvcc not found\n<long compiler log>")
+
+    monkeypatch.setattr(gsplat_cuda, "render", broken)
+    monkeypatch.setattr(R, "_broken", {})
+    scene = prepare_scene(_scene(80))
+    # pretend the scene lives on CUDA so the gsplat path is taken
+    monkeypatch.setattr(type(scene.raw), "device", property(lambda self: torch.device("cuda")))
+    cams = orbit(0.0, 0.0, width=16)
+    s = RasterSettings(16, 16)
+    with caplog.at_level(logging.WARNING, logger="facelift.render"):
+        out1 = R._run_backend("gsplat", True, scene, cams.w2c(), cams.Ks(), s)
+        out2 = R._run_backend("gsplat", True, scene, cams.w2c(), cams.Ks(), s)
+    assert out1[3] == "torch" and out2[3] == "torch"
+    assert len(calls) == 1
+    lines = [r.getMessage() for r in caplog.records if "gsplat" in r.getMessage()]
+    assert len(lines) == 1 and "nvcc not found" in lines[0] and "<long compiler log>" not in lines[0]
+    assert not R.gsplat_available()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

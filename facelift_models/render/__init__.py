@@ -191,15 +191,26 @@ def render(gaussians: Gaussians, cameras, width: int | None = None, height: int 
 
 def _run_backend(name, allow_fallback, scene, viewmats, Ks, settings):
     if name == "gsplat":
-        try:
-            from . import gsplat_cuda
-
-            return (*gsplat_cuda.render(scene, viewmats, Ks, settings), "gsplat")
-        except Exception as e:  # a failed JIT build or a missing CUDA toolkit: fall back, say it once
-            _broken["gsplat"] = f"{type(e).__name__}: {e}"
-            log.warning("render: gsplat backend unavailable (%s); falling back to the torch backend.",
-                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+        dev = scene.raw.device
+        if dev.type != "cuda":
+            log.warning("render: the gsplat backend needs CUDA tensors (the Gaussians are on %s); "
+                        "using the torch backend.", dev)
             name = "torch"
+        elif "gsplat" in _broken:
+            name = "torch"  # already reported once
+        else:
+            try:
+                from . import gsplat_cuda
+
+                return (*gsplat_cuda.render(scene, viewmats, Ks, settings), "gsplat")
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as e:  # not installed, a failed JIT build, no CUDA toolkit: fall back, say it once
+                _broken["gsplat"] = f"{type(e).__name__}: {e}"
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                log.warning("render: gsplat backend unavailable (%s: %s); falling back to the torch backend.",
+                            type(e).__name__, first[:200])
+                name = "torch"
     if name == "numba":
         try:
             from . import numba_cpu

@@ -18,8 +18,6 @@ def render(scene: PreparedScene, viewmats: torch.Tensor, Ks: torch.Tensor, s: Ra
     from gsplat import rasterization  # ImportError -> fallback in render()
 
     dev = scene.means.device
-    if dev.type != "cuda":
-        raise RuntimeError("gsplat renders on CUDA only; the Gaussians are on " + str(dev))
     colors, alphas, _meta = rasterization(
         means=scene.means, quats=scene.quats, scales=scene.scales, opacities=scene.opacities,
         colors=scene.colors, viewmats=viewmats.to(dev), Ks=Ks.to(dev), width=s.width, height=s.height,
