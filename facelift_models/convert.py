@@ -64,7 +64,7 @@ def probe_compare(original: GSLRM, converted: GSLRM, size: int, exact: bool, see
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32", probe_size: int = 32,
-            log=print) -> Path:
+            log=print, trust_pickle: bool = False) -> Path:
     """Convert ``src`` (official ``.pt`` or any GS-LRM weight file) to safetensors at ``dst`` (see module doc)."""
     from safetensors.torch import save_file
 
@@ -74,7 +74,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32",
     if src.resolve() == dst.resolve():
         raise WeightsError(f"The output {dst} would overwrite the input; choose another output path.")
     t0 = time.perf_counter()
-    sd, meta = read_state_dict(src)
+    sd, meta = read_state_dict(src, trust_pickle)
     config = config_from_state_dict(sd, metadata=meta, source=str(src))
     n_params = sum(v.numel() for v in sd.values())
     log(f"read {len(sd)} GS-LRM tensors ({n_params:,} parameters) from {src}; "
@@ -132,12 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", help="output .safetensors (default: <src>_<dtype>.safetensors beside src)")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="stored weight dtype (default fp32)")
     ap.add_argument("--probe-size", type=int, default=32, help="probe view size for the verification run")
+    ap.add_argument("--trust-pickle", action="store_true",
+                    help="allow arbitrary pickled objects in the .pt (only for a file you trust; the official "
+                         "checkpoint loads without it)")
     args = ap.parse_args(argv)
     src = Path(args.src)
     dst = Path(args.output) if args.output else default_output(src, args.dtype)
     torch.set_grad_enabled(False)
     try:
-        convert(src, dst, args.dtype, args.probe_size)
+        convert(src, dst, args.dtype, args.probe_size, trust_pickle=args.trust_pickle)
     except FaceLiftError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

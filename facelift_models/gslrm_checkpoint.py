@@ -37,8 +37,9 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 32)
 
 
-def _read_pt(path: Path) -> dict:
-    """torch.load of an official checkpoint without paging in the optimizer state or running pickle code."""
+def _read_pt(path: Path, trust_pickle: bool = False) -> dict:
+    """torch.load of an official checkpoint without paging in the optimizer state or running pickle code
+    (``trust_pickle`` lifts the weights_only restriction, for a file the user trusts)."""
     if not zipfile.is_zipfile(path):
         raise WeightsError(
             f"{path} is not a PyTorch checkpoint (no zip archive found: the file is truncated, still "
@@ -46,13 +47,14 @@ def _read_pt(path: Path) -> dict:
             "Face repo wlyu/OpenFaceLift, or point to a .safetensors file made by "
             "`python -m facelift_models.convert`.")
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=True)
     except Exception as e:  # torch raises RuntimeError / UnpicklingError / EOFError for damaged files
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise WeightsError(
                 f"{path} contains Python objects that cannot be loaded safely (weights_only=True refused: "
-                f"{text}). It is not the official GS-LRM checkpoint; use the file from wlyu/OpenFaceLift.") from None
+                f"{text}). Use the file from wlyu/OpenFaceLift; only if you trust this file's origin, convert it "
+                "once with `python -m facelift_models.convert --trust-pickle` and load the .safetensors.") from None
         raise WeightsError(
             f"{path} could not be read as a PyTorch checkpoint ({text}). The file is probably truncated or "
             "corrupt (an interrupted download?): delete it and download it again.") from None
@@ -71,7 +73,7 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
             "re-create it with `python -m facelift_models.convert` or download it again.") from None
 
 
-def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+def read_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
     """The GS-LRM weights stored in ``path`` (official ``.pt`` or safetensors) and the file's metadata.
 
     ``loss_calculator.*`` keys are removed. Tensors may be memory-mapped; nothing is copied yet.
@@ -87,7 +89,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if _is_safetensors(path):
         sd, meta = _read_safetensors(path)
     else:
-        obj = _read_pt(path)
+        obj = _read_pt(path, trust_pickle)
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             sd = obj["model"]
         elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -182,12 +184,12 @@ def build_model(sd: dict[str, torch.Tensor], config: GSLRMConfig, source: str,
 
 
 def load_gslrm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               config: GSLRMConfig | None = None) -> GSLRM:
+               config: GSLRMConfig | None = None, trust_pickle: bool = False) -> GSLRM:
     """Load GS-LRM from the official ``.pt`` or a safetensors file (fp16 files are upcast to ``dtype``).
 
     The architecture is inferred from the weights unless ``config`` is given. Returns an eval-mode model.
     """
-    sd, meta = read_state_dict(path)
+    sd, meta = read_state_dict(path, trust_pickle)
     if config is None:
         config = config_from_state_dict(sd, metadata=meta, source=str(path))
     for k, v in sd.items():

@@ -354,12 +354,29 @@ def test_truncated_and_foreign_files_are_readable_errors(tmp_path):
 
 
 def test_pickled_objects_are_refused(tmp_path):
-    import collections
-
     p = tmp_path / "evil.pt"
-    torch.save({"model": collections.Counter(a=1)}, p)
-    with pytest.raises(WeightsError):
+    torch.save({"model": SchedulerState(1)}, p)
+    with pytest.raises(WeightsError, match="cannot be loaded safely"):
         load_gslrm(p, config=TINY)
+
+
+class SchedulerState:
+    """A custom class: pickled by reference, so weights_only=True refuses it."""
+
+    def __init__(self, step):
+        self.step = step
+
+
+def test_foreign_objects_need_explicit_trust(tmp_path):
+    m = _tiny_model()
+    p = _official_ckpt(m, tmp_path / "odd.pt")
+    ckpt = torch.load(p, weights_only=True)
+    ckpt["lr_scheduler"]["state"] = SchedulerState(3)
+    torch.save(ckpt, p)
+    with pytest.raises(WeightsError, match="trust-pickle"):
+        load_gslrm(p, config=TINY)
+    img, cams = _probe()
+    assert torch.equal(load_gslrm(p, config=TINY, trust_pickle=True)(img, cams)[0].xyz, m(img, cams)[0].xyz)
 
 
 def test_plain_state_dicts_load(tmp_path):
