@@ -244,6 +244,15 @@ def default_detector(device: str = "cpu"):
     return _DEFAULT_DETECTORS[key]
 
 
+def _detector_config_for(det_cfg, prob_threshold: float):
+    """MTCNN's own stage thresholds (0.6/0.7/0.7) already drop faces below 0.7, so a user threshold below
+    them also lowers them; at the official 0.8 the detector settings are left exactly as they are."""
+    t = tuple(det_cfg.thresholds)
+    if prob_threshold >= t[2]:
+        return det_cfg
+    return replace(det_cfg, thresholds=tuple(min(v, prob_threshold) for v in t))
+
+
 def select_face(boxes: Sequence[Sequence[float]], probs: Sequence[float], threshold: float = FACE_PROB_THRESHOLD,
                 index: int = 0) -> int | None:
     """Index (into ``boxes``) of the ``index``-th largest face with prob > threshold, None if there are fewer.
@@ -266,10 +275,11 @@ def _no_face_message(hw: tuple[int, int], boxes: list, probs: list, cfg: FaceCro
     tried = (f"Looked for a face with probability > {cfg.prob_threshold:g} in the {w}×{h} image "
              f"(MTCNN, smallest face {det_cfg.min_face_size:g} px, thresholds "
              f"{'/'.join(f'{t:g}' for t in det_cfg.thresholds)})")
-    what = ("Use a photo where the face is bigger (at least ~80 px across), frontal and well lit; or lower the "
-            "face threshold (e.g. 0.5) if a real face scored just below it; or enable 'skip detection' to resize "
-            "the whole image to 512×512 on white without aligning the face (the model was trained on aligned "
-            "faces, so results will be worse).")
+    what = ("Use a photo with a larger, frontal, well-lit, unoccluded face (the crop scales the face to about "
+            f"{cfg.face_size:.0f} px, so bigger faces stay sharper); or lower the face threshold (e.g. 0.5) if a "
+            "real face scored just below it; or enable 'skip detection' to resize the whole image to "
+            f"{cfg.output_size}×{cfg.output_size} on white without aligning the face (the model was trained on "
+            "aligned faces, so expect worse results).")
     if above and cfg.face_index >= above:
         return (f"{tried}: {found}, but face #{cfg.face_index} (0 = largest) was requested. Choose a face index "
                 f"below {above}.")
@@ -389,13 +399,14 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
 
     on_bg = rgb if alpha is None else composite_on_background(rgb, alpha, cfg.background_color)
     det_model = detector if detector is not None else default_detector()
-    det = det_model.detect(on_bg)
+    det_cfg = _detector_config_for(det_model.config, cfg.prob_threshold)
+    det = det_model.detect(on_bg, det_cfg)
     # Python floats of the float32 results, as facenet-pytorch's detect() hands them back.
     boxes = det.boxes.tolist()
     probs = det.probs.tolist()
     idx = select_face(boxes, probs, cfg.prob_threshold, cfg.face_index)
     if idx is None:
-        raise NoFaceError(_no_face_message(hw, boxes, probs, cfg, det_model.config))
+        raise NoFaceError(_no_face_message(hw, boxes, probs, cfg, det_cfg))
     res = crop_with_box(on_bg, boxes[idx], cfg, fmask)
     res.prob = probs[idx]
     res.info.update({
@@ -404,6 +415,7 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
         "selected_index": idx,
         "face_index": cfg.face_index,
         "prob_threshold": cfg.prob_threshold,
+        "detector_thresholds": tuple(det_cfg.thresholds),
         "landmarks": det.landmarks[idx].tolist(),
     })
     return res

@@ -254,3 +254,12 @@ def test_config_reads_sidecar_constants(public):
     assert cfg.output_size == 256 and cfg.prob_threshold == 0.5
     assert cfg.face_size == c["TRAINING_SET_FACE_SIZE"] and list(cfg.face_center) == c["TRAINING_SET_FACE_CENTER"]
     assert json.loads(json.dumps(c))["background_color"] == list(cfg.background_color)
+
+
+def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
+    from facelift_models.mtcnn import MTCNNConfig
+
+    official = MTCNNConfig()
+    assert FC._detector_config_for(official, 0.8) is official  # official settings untouched
+    assert FC._detector_config_for(official, 0.5).thresholds == (0.5, 0.5, 0.5)
+    assert FC._detector_config_for(official, 0.65).thresholds == (0.6, 0.65, 0.65)
