@@ -116,8 +116,11 @@ def _to_numpy(x: Any) -> np.ndarray:
         if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
             x = x.float()
         return x.numpy()
-    if hasattr(x, "mode") and hasattr(x, "size") and hasattr(x, "getbands"):  # PIL image
-        return np.asarray(x)
+    if hasattr(x, "mode") and hasattr(x, "getbands"):  # PIL image: palette/CMYK/bilevel modes to RGB(A)
+        if x.mode == "P":
+            x = x.convert("RGBA" if "transparency" in x.info else "RGB")
+        elif x.mode not in ("L", "LA", "RGB", "RGBA", "I", "I;16", "F"):
+            x = x.convert("RGBA" if "A" in x.getbands() else "RGB")
     return np.asarray(x)
 
 
