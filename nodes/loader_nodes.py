@@ -14,8 +14,8 @@ from .facelift_types import GSLRMModel, MVModel
 def _handle(kind: str, name: str, precision: str, device: str) -> model_cache.ModelHandle:
     path = model_cache.resolve(name)
     if path is None:  # not there (yet): point at where it belongs, the user gets the clear message on use
-        roots = model_cache.search_roots()
-        path = (roots[0] / name) if roots else Path(name)
+        root = model_cache.default_root()
+        path = (root / name) if root is not None else Path(name)
     return model_cache.make_handle(kind, name, path, precision, device)
 
 

@@ -153,12 +153,16 @@ class ModelHandle:
 
 
 def file_stamp(path: Path) -> tuple:
-    """(size, mtime_ns) of a file, or of a folder's files (so replacing any weight file invalidates)."""
+    """(size, mtime_ns) of a file, or summed over a folder's weight/config files (so replacing any of them
+    invalidates the cache; caches this pack writes into the folder itself, ``facelift_*``, do not count)."""
     try:
         if path.is_dir():
             total, latest = 0, 0
-            for dirpath, _dirs, files in os.walk(path):
+            for dirpath, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
                 for f in files:
+                    if f.startswith((".", "facelift_")):
+                        continue
                     st = os.stat(os.path.join(dirpath, f))
                     total += st.st_size
                     latest = max(latest, st.st_mtime_ns)
@@ -176,6 +180,20 @@ def make_handle(kind: str, name: str, path: Path, precision: str = "auto", devic
         raise ValueError(f"device must be one of {DEVICES}; got {device!r}")
     path = Path(path).resolve()
     return ModelHandle(kind, name, str(path), file_stamp(path), precision, device)
+
+
+def default_root() -> Path | None:
+    """Where missing files belong: the weights store's choice among the search roots (the first one that already
+    holds FaceLift files, else the first one)."""
+    roots = search_roots()
+    if not roots:
+        return None
+    try:
+        from ..facelift_models.store import resolve_models_dir
+
+        return Path(resolve_models_dir(None, [str(r) for r in roots]))
+    except Exception:
+        return roots[0]
 
 
 def models_root_of(handle: "ModelHandle") -> Path:
@@ -200,7 +218,10 @@ def ensure_present(handle: "ModelHandle") -> None:
         gaps = [(req, [s for s in bad if s.state == "missing"]) for req, bad in store.missing(component)]
         gaps = [(req, bad) for req, bad in gaps if bad]
         if gaps:
-            raise WeightsError(store.missing_message(gaps, component))
+            msg = store.missing_message(gaps, component)
+            if len(search_roots()) > 1:
+                msg += f"\nFolders searched for FaceLift weights (extra_model_paths.yaml key 'facelift'): {describe_roots()}."
+            raise WeightsError(msg)
 
     if handle.kind == "mv":
         if handle.name == OFFICIAL_MV_DIR:
