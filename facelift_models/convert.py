@@ -80,10 +80,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32",
     log(f"read {len(sd)} GS-LRM tensors ({n_params:,} parameters) from {src}; "
         f"config d={config.d} n_layer={config.n_layer} d_head={config.d_head} patch={config.patch_size}")
     original = build_model(sd, config, str(src), dtype=torch.float32)
+    del sd  # drop the (memory-mapped) source tensors: the model holds its own copy
     if probe_size % config.patch_size:
         raise WeightsError(f"--probe-size {probe_size} must be a multiple of the patch size {config.patch_size}.")
 
-    tensors = {k: v.detach().to(DTYPES[dtype]).contiguous().clone() for k, v in original.state_dict().items()}
+    # fp32: the model's own tensors (no copy); fp16: new half-precision copies
+    tensors = {k: v.detach().to(DTYPES[dtype]).contiguous() for k, v in original.state_dict().items()}
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
         raise WeightsError(f"{src}: tensors {bad[:5]} are not finite in {dtype} (overflow?); use --dtype fp32.")

@@ -173,12 +173,17 @@ def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source
 
 
 def build_model(sd: dict[str, torch.Tensor], config: GSLRMConfig, source: str,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> GSLRM:
-    """A GS-LRM on ``device`` in ``dtype`` holding exactly ``sd`` (checked strictly first)."""
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                copy: bool = True) -> GSLRM:
+    """A GS-LRM on ``device`` in ``dtype`` holding exactly ``sd`` (checked strictly first).
+
+    ``copy=False`` lets the model adopt tensors that already have the right device and dtype (for freshly
+    read, owned tensors); the default copies, so memory-mapped or shared inputs are never aliased.
+    """
     with torch.device("meta"):
         model = GSLRM(config)
     check_state_dict(model, sd, source)
-    params = {k: v.to(device=device, dtype=dtype, copy=True) for k, v in sd.items()}
+    params = {k: v.to(device=device, dtype=dtype, copy=copy) for k, v in sd.items()}
     model.load_state_dict(params, strict=True, assign=True)
     return model.eval().requires_grad_(False)
 
@@ -195,4 +200,5 @@ def load_gslrm(path: str | os.PathLike, device: str | torch.device = "cpu", dtyp
     for k, v in sd.items():
         if not v.is_floating_point():
             raise WeightsError(f"{path}: tensor {k} has dtype {v.dtype}; GS-LRM weights must be floating point.")
-    return build_model(sd, config, str(path), device=device, dtype=dtype)
+    # safetensors tensors were read into memory we own; .pt tensors are memory-mapped and must be copied
+    return build_model(sd, config, str(path), device=device, dtype=dtype, copy=not _is_safetensors(Path(path)))
