@@ -7,7 +7,7 @@ settings, crop constants, canvas size and tolerances are read from the sidecar.
 
 MTCNN weights are taken from, in order: a folder the sidecar names (``weights_dir``, or the relative paths of
 ``weights_sha256``) if it exists, ``$FACELIFT_MTCNN_DIR``, ``$FACELIFT_MODELS_DIR/mtcnn``, an installed
-facenet-pytorch, ``<repo>/.cache/mtcnn``; if none has them they are fetched into that cache with
+facenet-pytorch, then ``<repo>/.cache/mtcnn``; if none has them they are fetched into that cache with
 ``pip download`` (announced on stderr), as ``scripts/fetch_mtcnn_weights.py`` does.
 """
 
@@ -55,7 +55,7 @@ def resolve_weights_dir(fixture: Fixture) -> Path:
         found = find_mtcnn_weights([Path(os.environ[ENV_MTCNN_DIR])])
         if found is not None:
             return found
-    found = find_mtcnn_weights(default_search_dirs() + [CACHE_DIR])
+    found = find_mtcnn_weights(default_search_dirs()) or find_mtcnn_weights([CACHE_DIR])
     if found is not None:
         return found
     try:
