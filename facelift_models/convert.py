@@ -125,13 +125,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32",
 
 
 def default_output(src: Path, dtype: str) -> Path:
-    return src.with_name(f"{src.stem}_{dtype}.safetensors")
+    """Beside the source, under the name the model store looks for (``gslrm_inference_<dtype>.safetensors``)."""
+    return src.with_name(f"gslrm_inference_{dtype}.safetensors")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facelift_models.convert", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", help="official GS-LRM checkpoint (gslrm/ckpt_0000000000021125.pt) or weight file")
-    ap.add_argument("-o", "--output", help="output .safetensors (default: <src>_<dtype>.safetensors beside src)")
+    ap.add_argument("-o", "--output", help="output .safetensors (default: gslrm_inference_<dtype>.safetensors beside src, where the model store finds it)")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="stored weight dtype (default fp32)")
     ap.add_argument("--probe-size", type=int, default=32, help="probe view size for the verification run")
     ap.add_argument("--trust-pickle", action="store_true",
