@@ -24,6 +24,7 @@ class Projection:
     depths: torch.Tensor   # [N] view-space z
     conics: torch.Tensor   # [N,3] (A,B,C) of inverse(cov2d + eps2d I)
     radii: torch.Tensor    # [N,2] int32 (rx, ry) = ceil(3.33 sqrt(diag cov2d)), 0 = culled
+    cov2d_diag: torch.Tensor | None = None  # [N,2] diagonal of cov2d + eps2d I (for opacity-aware footprints)
 
     @property
     def visible(self) -> torch.Tensor:
@@ -77,4 +78,4 @@ def project(means: torch.Tensor, covars: torch.Tensor, viewmat: torch.Tensor, K:
               & (means2d[:, 1] + radii[:, 1] > 0) & (means2d[:, 1] - radii[:, 1] < height))
     keep = valid & inside & torch.isfinite(means2d).all(-1) & torch.isfinite(conics).all(-1)
     radii = torch.where(keep[:, None], radii, torch.zeros_like(radii))
-    return Projection(means2d, tz, conics, radii.to(torch.int32))
+    return Projection(means2d, tz, conics, radii.to(torch.int32), torch.stack([a, c], dim=-1))

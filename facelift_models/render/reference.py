@@ -1,9 +1,11 @@
 """Pure-torch tiled EWA splatting: runs on any torch device (CPU, CUDA, MPS), needs no compilation.
 
 This is the oracle-semantics backend (see ``RasterSettings``): every other backend is tested against it.
-Work is done per camera, with (tile, Gaussian) pairs sorted by tile then depth; tiles are processed in
-groups of similar list length, walking the depth-sorted lists in chunks while carrying each pixel's
-transmittance, so memory stays bounded (``max_elements``) even for millions of Gaussians.
+Work is done per camera, with (tile, Gaussian) pairs sorted by tile then depth (binned with the
+opacity-aware footprint, which leaves the image unchanged); tiles are processed in groups of similar list
+length, walking the depth-sorted lists in chunks while carrying each pixel's transmittance and dropping
+tiles whose pixels are all finished, so memory stays bounded (``max_elements``) even for millions of
+Gaussians.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import math
 import torch
 
 from .common import ALPHA_MAX, ALPHA_MIN, T_STOP, PreparedScene, RasterSettings
-from .projection import covariances, project
+from .projection import RADIUS_SIGMAS, covariances, project
 
 TILE = 16
 
 
 def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, s: RasterSettings,
-                  max_elements: int = 1 << 22):
+                  max_elements: int = 1 << 22, depth_chunk_max: int = 32):
     """Render one camera: returns (rgb_sum [H,W,D], T_final [H,W], depth_sum [H,W] or None)."""
     dev, W, H = scene.means.device, s.width, s.height
     D = scene.colors.shape[1]
@@ -30,15 +32,20 @@ def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, 
         return _finish(color_sum, trans, depth_sum, H, W)
 
     proj = project(scene.means, scene.covars, viewmat, K, W, H, s.near_plane, s.far_plane, s.eps2d)
-    vis = torch.nonzero(proj.visible).squeeze(1)
+    # footprint for binning: opacity-aware (outside min(3.33, sqrt(2 ln(255 o))) sigmas alpha < 1/255, so
+    # pixels there are skipped anyway and the image is unchanged); opacity < 1/255 never contributes
+    opac_all = scene.opacities
+    vis_mask = proj.visible & (opac_all * 255.0 >= 1.0)
+    vis = torch.nonzero(vis_mask).squeeze(1)
     if vis.numel() == 0:
         return _finish(color_sum, trans, depth_sum, H, W)
     depths = proj.depths[vis]
     order = torch.argsort(depths, stable=True)
     gid = vis[order]                                   # visible Gaussians, front to back
-    m2d, rad = proj.means2d[gid], proj.radii[gid].float()
-    conic, depth = proj.conics[gid], proj.depths[gid]
-    opac, colors = scene.opacities[gid], scene.colors[gid]
+    m2d, conic, depth = proj.means2d[gid], proj.conics[gid], proj.depths[gid]
+    opac, colors = opac_all[gid], scene.colors[gid]
+    extend = torch.sqrt(2.0 * torch.log(255.0 * opac).clamp_min(0)).clamp_max(RADIUS_SIGMAS)
+    rad = torch.ceil(extend[:, None] * torch.sqrt(proj.cov2d_diag[gid]))
 
     # --- bin into tiles: (tile id, depth rank) pairs
     tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
@@ -61,65 +68,62 @@ def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, 
     per_tile = torch.bincount(tile_of_pair, minlength=tw * th)
     tile_start = torch.cumsum(per_tile, 0) - per_tile
 
-    # --- pixel coordinates of every tile (pixel centres at +0.5); padded pixels outside the image are dropped
+    # --- pixel coordinates inside a tile (pixel centres at +0.5)
     py, px = torch.meshgrid(torch.arange(TILE, device=dev), torch.arange(TILE, device=dev), indexing="ij")
     px, py = px.reshape(-1), py.reshape(-1)
+    P = TILE * TILE
 
     tiles_sorted = torch.argsort(per_tile, descending=True)
     tiles_sorted = tiles_sorted[per_tile[tiles_sorted] > 0]
     per_tile_l = per_tile[tiles_sorted].tolist()
-    chunk = 64
     i = 0
     while i < len(per_tile_l):
-        kmax = per_tile_l[i]
-        depth_chunk = min(kmax, chunk)
-        group = max(1, max_elements // (depth_chunk * TILE * TILE))
-        tiles = tiles_sorted[i:i + group]
+        depth_chunk = min(per_tile_l[i], depth_chunk_max)
+        tiles = tiles_sorted[i:i + max(1, max_elements // (depth_chunk * P))]
         i += len(tiles)
-        G = len(tiles)
-        n_in = per_tile[tiles]                                        # [G]
-        first = tile_start[tiles]
-        pix_x = (tiles % tw)[:, None] * TILE + px[None]               # [G,256]
+        n_in, first = per_tile[tiles], tile_start[tiles]                # [G]
+        pix_x = (tiles % tw)[:, None] * TILE + px[None]                 # [G,P]
         pix_y = (tiles // tw)[:, None] * TILE + py[None]
         in_img = (pix_x < W) & (pix_y < H)
-        pix_flat = (pix_y.clamp(max=H - 1) * W + pix_x.clamp(max=W - 1))
         fx, fy = pix_x.float() + 0.5, pix_y.float() + 0.5
-        T = torch.ones(G, TILE * TILE, dtype=torch.float32, device=dev)
-        done = torch.zeros(G, TILE * TILE, dtype=torch.bool, device=dev)
-        acc = torch.zeros(G, TILE * TILE, D, dtype=torch.float32, device=dev)
-        dacc = torch.zeros(G, TILE * TILE, dtype=torch.float32, device=dev) if s.return_depth else None
-        kmax_group = int(n_in.max())
-        for k0 in range(0, kmax_group, depth_chunk):
+        G = len(tiles)
+        T = torch.ones(G, P, dtype=torch.float32, device=dev)
+        done = ~in_img                                                  # pixels outside the image: nothing to do
+        acc = torch.zeros(G, P, D, dtype=torch.float32, device=dev)
+        dacc = torch.zeros(G, P, dtype=torch.float32, device=dev) if s.return_depth else None
+        active = torch.arange(G, device=dev)                            # tiles with work left
+        k0 = 0
+        while active.numel():
             ks = k0 + torch.arange(depth_chunk, device=dev)
-            valid = ks[None, :] < n_in[:, None]                         # [G,K]
-            pair = (first[:, None] + ks[None, :]).clamp(max=n_pairs - 1)
+            a_n, a_T, a_done = n_in[active], T[active], done[active]
+            valid = ks[None, :] < a_n[:, None]                          # [A,K]
+            pair = (first[active][:, None] + ks[None, :]).clamp(max=n_pairs - 1)
             g = torch.where(valid, g_of_pair[pair], torch.zeros_like(pair))
-            dx = m2d[g, 0][:, :, None] - fx[:, None, :]                 # [G,K,P]
-            dy = m2d[g, 1][:, :, None] - fy[:, None, :]
+            dx = m2d[g, 0][:, :, None] - fx[active][:, None, :]         # [A,K,P]
+            dy = m2d[g, 1][:, :, None] - fy[active][:, None, :]
             cg = conic[g]
             sigma = 0.5 * (cg[:, :, 0, None] * dx * dx + cg[:, :, 2, None] * dy * dy) \
                 + cg[:, :, 1, None] * dx * dy
             alpha = torch.clamp_max(opac[g][:, :, None] * torch.exp(-sigma), ALPHA_MAX)
-            keep = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid[:, :, None] & ~done[:, None, :]
+            keep = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid[:, :, None] & ~a_done[:, None, :]
             alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
-            t_incl = T[:, None, :] * torch.cumprod(1.0 - alpha, dim=1)   # [G,K,P]
+            t_incl = a_T[:, None, :] * torch.cumprod(1.0 - alpha, dim=1)  # [A,K,P]
             stop = t_incl <= T_STOP
-            used = keep & ~stop
-            t_excl = torch.cat([T[:, None, :], t_incl[:, :-1]], dim=1)
-            w = torch.where(used, alpha * t_excl, torch.zeros_like(alpha))
-            acc += torch.einsum("gkp,gkd->gpd", w, colors[g])
+            t_excl = torch.cat([a_T[:, None, :], t_incl[:, :-1]], dim=1)
+            w = torch.where(keep & ~stop, alpha * t_excl, torch.zeros_like(alpha))
+            acc[active] += torch.einsum("akp,akd->apd", w, colors[g])
             if dacc is not None:
-                dacc += (w * depth[g][:, :, None]).sum(1)
-            # transmittance before the stopping Gaussian: "not stopped" is a prefix (t_incl is monotone) and
-            # skipped Gaussians have alpha 0, so this is the T after the last composited one
-            n_used = (~stop).sum(1)                                       # [G,P]
-            t_after = torch.gather(torch.cat([T[:, None, :], t_incl], 1), 1, n_used[:, None, :]).squeeze(1)
-            T = t_after
-            done |= stop.any(1)
-            if bool(done[in_img].all()):
-                break
+                dacc[active] += (w * depth[g][:, :, None]).sum(1)
+            # T before the stopping Gaussian: "not stopped" is a prefix (t_incl is monotone) and skipped
+            # Gaussians have alpha 0, so this is the T after the last composited one
+            n_ok = (~stop).sum(1)                                         # [A,P]
+            T[active] = torch.gather(torch.cat([a_T[:, None, :], t_incl], 1), 1, n_ok[:, None, :]).squeeze(1)
+            a_done = a_done | stop.any(1)
+            done[active] = a_done
+            k0 += depth_chunk
+            active = active[~a_done.all(1) & (a_n > k0)]
         keep_pix = in_img.reshape(-1)
-        flat = pix_flat.reshape(-1)[keep_pix]
+        flat = (pix_y * W + pix_x).reshape(-1)[keep_pix]
         color_sum[flat] = acc.reshape(-1, D)[keep_pix]
         trans[flat] = T.reshape(-1)[keep_pix]
         if dacc is not None:
