@@ -236,3 +236,31 @@ def test_cuda_backends_agree_with_cpu_torch():
         out = render(g.to("cuda"), cams, backend=b)
         assert out.backend == b
         assert (out.rgb.cpu() - ref.rgb).abs().max() < 1e-2 and (out.rgb.cpu() - ref.rgb).abs().mean() < 5e-6
+
+
+def test_parity_runner_reads_everything_from_the_sidecar(tmp_path):
+    """A fixture of the same schema with another size (W != H), fx != fy, off-centre principal points,
+    a near camera, a far plane, a coloured background: expected images from the untiled float64 compositor."""
+    import json
+
+    from safetensors.torch import save_file
+
+    g = _scene(120, seed=7)
+    viewmats, Ks, W, H = _hard_cameras(22, 14)
+    bg, near, far = (0.3, 0.6, 0.1), 0.25, 6.0
+    rgb, alpha = _dense_reference(g, viewmats, Ks, W, H, bg, near, far)
+    save_file({"in.means": g.xyz, "in.quats": g.quats, "in.log_scales": g.log_scales,
+               "in.opacity_logits": g.opacity_logits, "in.f_dc": g.f_dc, "in.viewmats": viewmats.contiguous(),
+               "in.Ks": Ks, "out.rgb": rgb.contiguous(), "out.alpha": alpha.contiguous()},
+              str(tmp_path / "variant.safetensors"))
+    meta = {"kind": "render", "schema_version": 1, "tensors": "variant.safetensors", "width": W, "height": H,
+            "background": list(bg), "eps2d": 0.3, "near_plane": near, "far_plane": far,
+            "rasterize_mode": "classic", "sh_degree": 0, "keys": {},
+            "check": {"compare": ["out.rgb", "out.alpha"], "atol": 0.01, "mean_atol": 5e-5}}
+    (tmp_path / "variant.json").write_text(json.dumps(meta))
+    report = run_fixture(tmp_path / "variant.json")
+    assert report.passed, [(l.key, l.max_abs_diff, l.detail) for l in report.lines]
+    # and it fails when the sidecar's settings are ignored (white background instead of the given one)
+    meta["background"] = [1.0, 1.0, 1.0]
+    (tmp_path / "variant.json").write_text(json.dumps(meta))
+    assert not run_fixture(tmp_path / "variant.json").passed

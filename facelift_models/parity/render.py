@@ -15,6 +15,9 @@ from ..gaussians import Gaussians
 from .common import Fixture, ParityError, Report
 
 
+PROJECTION_KEYS = ("out.depths", "out.means2d", "aux.conics", "out.radii")
+
+
 def _gaussians(fx: Fixture) -> Gaussians:
     return Gaussians(xyz=fx.tensor("in.means"), f_dc=fx.tensor("in.f_dc"), log_scales=fx.tensor("in.log_scales"),
                      quats=fx.tensor("in.quats"), opacity_logits=fx.tensor("in.opacity_logits"))
@@ -43,7 +46,11 @@ def run(fixture: Fixture, report: Report) -> None:
                     eps2d=float(m.get("eps2d", 0.3)))
     gs = _gaussians(fixture)
     viewmats, Ks = fixture.tensor("in.viewmats"), fixture.tensor("in.Ks")
-    compare = fixture.check.get("compare") or ["out.rgb", "out.alpha"]
+    all_compare = fixture.check.get("compare") or ["out.rgb", "out.alpha"]
+    compare = [k for k in all_compare if k in ("out.rgb", "out.alpha")]
+    unknown = [k for k in all_compare if k not in compare and k not in PROJECTION_KEYS]
+    if unknown:
+        raise ParityError(f"{fixture.path}: don't know how to produce compare key(s) {unknown}.")
     expected = {k: fixture.tensor(k) for k in compare}
 
     for backend, device in _backends():
@@ -53,12 +60,13 @@ def run(fixture: Fixture, report: Report) -> None:
             continue
         got = {"out.rgb": out.rgb, "out.alpha": out.alpha}
         for key in compare:
-            if key not in got:
-                raise ParityError(f"{fixture.path}: don't know how to produce compare key '{key}'.")
             report.compare(f"{key} [{backend}@{device}]", got[key].cpu(), expected[key], atol=report.atol(key))
 
     # --- optional: the per-Gaussian projection of camera 0 (torch projection = what the torch backend uses)
-    opt = fixture.check.get("optional_compare") or {}
+    opt = dict(fixture.check.get("optional_compare") or {})
+    for k in all_compare:  # projection keys listed as mandatory use the optional rules' defaults
+        if k in PROJECTION_KEYS:
+            opt.setdefault(k, {})
     if not opt:
         return
     scene = gs
