@@ -123,6 +123,14 @@ def check_safetensors(path: Path, what: str) -> None:
                            f"again from {HF_REPO}.") from None
 
 
+def transformers_dtype(dtype: torch.dtype) -> dict:
+    """The dtype keyword of transformers' from_pretrained (renamed from torch_dtype to dtype in 4.56)."""
+    import transformers
+    from packaging.version import Version
+
+    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": dtype}
+
+
 def _load(what: str, path: Path, fn):
     try:
         return fn()
@@ -171,14 +179,16 @@ def load_mv_diffusion(folder: str | Path, device: str | torch.device | None = No
     noising_config = read_json(folder / "image_noising_scheduler" / "scheduler_config.json")
 
     unet = load_mv_unet(folder / "unet", device=device, dtype=dtype, attention=attention)
-    vae = _load("VAE", folder / "vae", lambda: AutoencoderKL.from_pretrained(str(folder / "vae"), torch_dtype=dtype))
+    vae = _load("VAE", folder / "vae", lambda: AutoencoderKL.from_pretrained(str(folder / "vae"), torch_dtype=dtype,
+                                                     low_cpu_mem_usage=False))
     image_encoder = _load("CLIP image encoder", folder / "image_encoder",
                           lambda: CLIPVisionModelWithProjection.from_pretrained(str(folder / "image_encoder"),
-                                                                                torch_dtype=dtype))
+                                                                                **transformers_dtype(dtype)))
     feature_extractor = _load("CLIP image processor", folder / "feature_extractor",
                               lambda: CLIPImageProcessor.from_pretrained(str(folder / "feature_extractor")))
     normalizer = _load("image normalizer", folder / "image_normalizer",
-                       lambda: StableUnCLIPImageNormalizer.from_pretrained(str(folder / "image_normalizer")))
+                       lambda: StableUnCLIPImageNormalizer.from_pretrained(str(folder / "image_normalizer"),
+                                                                             low_cpu_mem_usage=False))
     num_views = int(read_json(folder / "unet" / "config.json").get("num_views") or 6)
 
     view_embeddings = get_view_embeddings(folder, clr_embeds_path=clr_embeds_path, device=device)
@@ -193,12 +203,11 @@ def load_mv_diffusion(folder: str | Path, device: str | torch.device | None = No
 def assemble_mv_diffusion(unet, vae, image_encoder, feature_extractor, image_normalizer,
                           noising_scheduler_config: dict, scheduler_config: dict, view_embeddings: torch.Tensor,
                           num_views: int, device: torch.device | str = "cpu", source: str = "") -> MVDiffusionModel:
-    """Put already-built components on ``device`` (UNet dtype for VAE/CLIP unless they carry their own) and check
-    that they fit together (latent channels, embedding sizes, view-embedding shape)."""
+    """Put already-built components on ``device`` (each keeps its dtype; the normalizer takes the image encoder's)
+    and check that they fit together (latent channels, embedding sizes, view-embedding shape)."""
     from diffusers import DDPMScheduler
 
     device = torch.device(device)
-    unet_dtype = next(unet.parameters()).dtype
     enc_dtype = next(image_encoder.parameters()).dtype
     unet.to(device).eval().requires_grad_(False)
     vae.to(device).eval().requires_grad_(False)

@@ -118,7 +118,9 @@ def load_text_encoder(folder: Path, device: str | torch.device = "cpu"):
                 f"{OFFICIAL_FILENAME} into {folder}.")
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), torch_dtype=torch.float32)
+        from .mv_components import transformers_dtype
+
+        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), **transformers_dtype(torch.float32))
     except Exception as e:
         raise WeightsError(f"The text encoder or tokenizer in {folder} cannot be loaded ({type(e).__name__}: "
                            f"{e}). Re-download the 'text_encoder' and 'tokenizer' folders of wlyu/OpenFaceLift."

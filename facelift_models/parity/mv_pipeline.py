@@ -31,7 +31,7 @@ def _weights(fixture: Fixture, comp: dict, name: str) -> dict:
     prefix = comp.get("weights_prefix")
     if prefix is None:
         return {}
-    source = fixture if not comp.get("weights_file") else Fixture_from_file(fixture, comp["weights_file"])
+    source = fixture if not comp.get("weights_file") else _TensorFile(fixture.sibling(comp["weights_file"]))
     sd = source.with_prefix(prefix)
     if not sd:
         raise ParityError(f"{fixture.path}: no tensors with prefix '{prefix}' for component {name}.")
@@ -52,13 +52,9 @@ class _TensorFile:
         return {k[len(prefix):]: self._f.get_tensor(k) for k in self._f.keys() if k.startswith(prefix)}
 
 
-def Fixture_from_file(fixture: Fixture, name: str) -> _TensorFile:  # noqa: N802 (factory)
-    return _TensorFile(fixture.sibling(name))
-
-
 def build_components(fixture: Fixture):
     """The tiny components of the sidecar, fp32 on CPU, assembled as an MVDiffusionModel."""
-    from diffusers import AutoencoderKL, DDIMScheduler  # noqa: F401  (DDIM config is used as a dict)
+    from diffusers import AutoencoderKL
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
