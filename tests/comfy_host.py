@@ -188,7 +188,19 @@ def link_pack(cdir: Path) -> Path:
 
 
 def provision() -> Path:
-    """Make the ComfyUI host ready to start; idempotent and fast once done. Returns the ComfyUI folder."""
+    """Make the ComfyUI host ready to start; idempotent and fast once done. Returns the ComfyUI folder.
+
+    Serialised with a lock file, so test sessions started side by side do not extract or install twice.
+    """
+    import fcntl
+
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".provision.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _provision_locked()
+
+
+def _provision_locked() -> Path:
     t0 = time.perf_counter()
     ext = external_comfy_dir()
     if ext is not None:
