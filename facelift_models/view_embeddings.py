@@ -93,12 +93,16 @@ def load_official_clr_embeds(path: str | Path) -> torch.Tensor:
 
 
 def _read_cache(path: Path, expected_meta: dict[str, str]) -> torch.Tensor | None:
+    """The cached tensor if it was made for the same prompts and (when they are still there) the same
+    text-encoder files; the text encoder may have been deleted after caching to save space."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
-            if any(meta.get(k) != v for k, v in expected_meta.items()):
+            if meta.get("prompts") != expected_meta["prompts"]:
+                return None
+            if expected_meta["source"] != json.dumps({}) and meta.get("source") != expected_meta["source"]:
                 return None
             return f.get_tensor(CACHE_KEY).float()
     except Exception:
@@ -120,7 +124,8 @@ def load_text_encoder(folder: Path, device: str | torch.device = "cpu"):
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
         from .mv_components import transformers_dtype
 
-        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), **transformers_dtype(torch.float32))
+        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"),
+                                                     **transformers_dtype(torch.float32))
     except Exception as e:
         raise WeightsError(f"The text encoder or tokenizer in {folder} cannot be loaded ({type(e).__name__}: "
                            f"{e}). Re-download the 'text_encoder' and 'tokenizer' folders of wlyu/OpenFaceLift."
