@@ -1,16 +1,23 @@
 #!/usr/bin/env python
-"""The README's "run" job: start the local ComfyUI with this pack, run a workflow on the example portrait through
-the HTTP API, and print where the outputs went.
+"""The README's "run" job: one face photo -> a 3D Gaussian head, through a real local ComfyUI and its HTTP API.
 
-For now the workflow is the placeholder LoadImage -> FaceLift Composite on White -> SaveImage; the full
-photo-to-3D-head workflow replaces it once the model nodes land. Usage (normally through `make run`):
+It provisions the local ComfyUI with this pack, checks the FaceLift weights (and offers the opt-in download),
+runs the shipped workflow ``workflows/facelift_photo_to_head_api.json`` on the photo (default: the bundled
+``examples/astronaut.png``) and prints where the PLY, the 6 views and the turntable went. Without weights (e.g.
+offline) it stops before starting anything, with the list of missing files and how to get them.
 
-    .venv/bin/python scripts/run_facelift.py [--image examples/astronaut.png] [--output-dir out]
+    .venv/bin/python scripts/run_facelift.py                       # normally through `make run`
+    .venv/bin/python scripts/run_facelift.py --download --accept-license   # fetch missing weights first (~5.7 GB)
+    .venv/bin/python scripts/run_facelift.py --tiny                # smoke test with tiny RANDOM weights (noise)
+
+Weights are looked for in --models-dir, else $FACELIFT_MODELS_DIR, else the local ComfyUI's models/facelift.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import time
@@ -22,16 +29,15 @@ sys.path.insert(0, str(REPO))
 from tests import comfy_host  # noqa: E402
 
 DEFAULT_IMAGE = REPO / "examples" / "astronaut.png"
-
-
-def placeholder_prompt(image_name: str, prefix: str) -> dict:
-    """API-format prompt: the example photo composited on white, saved as PNG."""
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
-        "2": {"class_type": "FaceLiftCompositeOnWhite", "inputs": {"image": ["1", 0], "mask": ["1", 1],
-                                                                   "mask_is_foreground": False}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
-    }
+WORKFLOW = REPO / "workflows" / "facelift_photo_to_head_api.json"
+# Node ids of the shipped API workflow.
+N_LOAD_IMAGE, N_SAMPLER, N_SAVE_PLY, N_RENDER, N_TURNTABLE, N_VIEWS, N_CROP = "1", "4", "6", "7", "8", "9", "10"
+TINY_BANNER = (
+    "=" * 78 + "\n"
+    "SMOKE TEST WITH TINY RANDOM WEIGHTS (--tiny): the networks are untrained noise, so the views, the PLY\n"
+    "and the turntable below are NOISE, not a 3D head. This only shows that the plumbing works.\n"
+    "For real results run without --tiny (the official weights are needed; see docs/models.md).\n"
+    + "=" * 78)
 
 
 def start_host(run_dir: Path, extra_model_paths: Path | None = None) -> comfy_host.ComfyServer:
@@ -43,12 +49,96 @@ def start_host(run_dir: Path, extra_model_paths: Path | None = None) -> comfy_ho
 def stage_input(server: comfy_host.ComfyServer, image: Path) -> str:
     """Copy the photo into ComfyUI's input folder (where LoadImage looks); returns the name to use."""
     server.input_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(image, server.input_dir / image.name)
-    return image.name
+    name = f"facelift_{image.name}"
+    shutil.copyfile(image, server.input_dir / name)
+    return name
 
 
-def output_paths(server: comfy_host.ComfyServer, result: comfy_host.PromptResult) -> list[Path]:
-    return [server.output_dir / im["subfolder"] / im["filename"] for im in result.images()]
+def default_models_dir() -> Path:
+    env = os.environ.get("FACELIFT_MODELS_DIR")
+    return Path(env).expanduser() if env else comfy_host.comfy_dir() / "models" / "facelift"
+
+
+def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int:
+    """0 when every file the workflow needs is present (after an opt-in download), else print what is missing."""
+    from facelift_models.errors import WeightsError
+    from facelift_models.store import FACE_CROP, INFERENCE, LICENCE_SHORT, ModelStore
+
+    store = ModelStore(models_dir)
+    if store.is_ready(INFERENCE):
+        return 0
+    if download and not accept_license:
+        if sys.stdin.isatty():
+            print(LICENCE_SHORT)
+            accept_license = input("Download the FaceLift weights and accept that licence? [y/N] ").strip().lower() \
+                in ("y", "yes")
+        if not accept_license:
+            print("error: --download needs --accept-license (the weights are under the Adobe Research License, "
+                  "non-commercial research only).", file=sys.stderr)
+            return 2
+    if download:
+        from facelift_models.download import download_weights
+        from facelift_models.mtcnn import download_mtcnn_weights
+
+        try:
+            download_weights(store, accept_license=True,
+                             progress=lambda done, total, name: print(
+                                 f"\r{name}: {done / 1e9:.2f}/{total / 1e9:.2f} GB", end="", flush=True))
+            print()
+            if not store.is_ready(FACE_CROP):
+                download_mtcnn_weights(models_dir / "mtcnn", log_fn=print)
+        except WeightsError as e:
+            print(f"\nerror: {e}", file=sys.stderr)
+            return 1
+        if store.is_ready(INFERENCE):
+            return 0
+    try:
+        store.require(INFERENCE)
+    except WeightsError as e:
+        print(f"error: {e}\n\nNothing was run. Re-run with --download --accept-license to fetch the weights, or "
+              "try the plumbing with --tiny (random weights, noise output).", file=sys.stderr)
+        return 1
+    return 0
+
+
+def prepare_tiny_models(run_dir: Path) -> Path:
+    from tests.tiny_models import write_tiny_models
+
+    models = run_dir / "tiny-models"
+    if not (models / "facelift" / ".tiny-complete").exists():
+        print("writing tiny random weights (official layout) into", models / "facelift")
+        write_tiny_models(models / "facelift")
+        (models / "facelift" / ".tiny-complete").write_text("ok")
+    return models
+
+
+def build_prompt(image_name: str, tag: str, steps: int | None, frames: int | None) -> dict:
+    wf = json.loads(WORKFLOW.read_text())
+    wf[N_LOAD_IMAGE]["inputs"]["image"] = image_name
+    for node in wf.values():
+        if "filename_prefix" in node["inputs"]:
+            node["inputs"]["filename_prefix"] = node["inputs"]["filename_prefix"].replace("FaceLift/", f"FaceLift/{tag}/")
+    if steps:
+        wf[N_SAMPLER]["inputs"]["steps"] = steps
+    if frames:
+        wf[N_RENDER]["inputs"]["frames"] = frames
+    return wf
+
+
+def report(server: comfy_host.ComfyServer, result: comfy_host.PromptResult) -> None:
+    out = result.outputs
+
+    def paths(node_id: str, key: str = "images") -> list[Path]:
+        return [server.output_dir / r["subfolder"] / r["filename"] for r in out.get(node_id, {}).get(key, [])]
+
+    for p in paths(N_SAVE_PLY, "facelift_files"):
+        print(f"PLY (3D Gaussians): {p}")
+    for p in paths(N_VIEWS):
+        print(f"view: {p}")
+    for p in paths(N_TURNTABLE):
+        print(f"turntable: {p}")
+    for p in paths(N_CROP):
+        print(f"face crop: {p}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="portrait photo (default: %(default)s)")
     ap.add_argument("--output-dir", type=Path, default=REPO / "out",
                     help="folder for ComfyUI's input/output/temp/user folders and its log (default: %(default)s)")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="the FaceLift models folder (default: $FACELIFT_MODELS_DIR, else the local ComfyUI's "
+                         "models/facelift)")
+    ap.add_argument("--download", action="store_true",
+                    help="download missing official weights from Hugging Face (wlyu/OpenFaceLift) first")
+    ap.add_argument("--accept-license", action="store_true",
+                    help="accept the Adobe Research License of the weights (non-commercial research only)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="SMOKE TEST: tiny random weights instead of the real ones; the output is untrained noise")
+    ap.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the workflow's 50)")
+    ap.add_argument("--frames", type=int, default=None, help="turntable frames (default: the workflow's 150)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the workflow")
     a = ap.parse_args(argv)
     if not a.image.is_file():
@@ -63,12 +164,29 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     run_dir = a.output_dir.resolve()
-    server = start_host(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if a.tiny:
+        print(TINY_BANNER)
+        models_root = prepare_tiny_models(run_dir)
+    else:
+        models_dir = (a.models_dir or default_models_dir()).expanduser().resolve()
+        rc = check_weights(models_dir, a.download, a.accept_license)
+        if rc:
+            return rc
+        models_root = None if models_dir == (comfy_host.comfy_dir() / "models" / "facelift").resolve() else models_dir
+    extra = None
+    if a.tiny:
+        extra = comfy_host.write_extra_model_paths(run_dir / "extra_model_paths.yaml", models_root,
+                                                   {"facelift": "facelift"})
+    elif models_root is not None:
+        extra = run_dir / "extra_model_paths.yaml"
+        extra.write_text(f"facelift_run:\n  facelift: {json.dumps(str(models_root))}\n")
+    server = start_host(run_dir, extra)
     try:
         name = stage_input(server, a.image.resolve())
-        prefix = f"facelift/{a.image.stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+        tag = f"{a.image.stem}_{time.strftime('%Y%m%d-%H%M%S')}" + ("_TINY-NOISE" if a.tiny else "")
         t0 = time.perf_counter()
-        result = server.client().run(placeholder_prompt(name, prefix), timeout=a.timeout)
+        result = server.client().run(build_prompt(name, tag, a.steps, a.frames), timeout=a.timeout)
         if result.status != "success":
             err = result.error or {}
             print(f"error: the workflow failed in node {err.get('node_type', '?')}: "
@@ -76,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         print(f"workflow finished in {time.perf_counter() - t0:.1f} s")
-        for path in output_paths(server, result):
-            print(f"output: {path}")
+        report(server, result)
         print(f"server log: {server.log_path}")
+        if a.tiny:
+            print(TINY_BANNER)
         return 0
     finally:
         server.stop()

@@ -298,10 +298,50 @@ def test_corrupted_checkpoint_gives_clear_error(comfy, tiny):
     _assert_recovers(comfy)
 
 
-def test_cache_route_counts_loads(comfy, tiny):
+def test_sampler_sends_step_previews(comfy, tiny):
+    import json
+
+    import websocket
+
+    steps = 3
+    wf = H.unique_prefixes(H.load_api_workflow("facelift_photo_to_head_api.json",
+                                               {**H.FAST_PHOTO,
+                                                "4": {"steps": steps, "seed": 1000 + int(time.time()) % 1000}}))
+    ws_url = comfy.base_url.replace("http://", "ws://") + f"/ws?clientId={comfy.client_id}"
+    ws = websocket.create_connection(ws_url, timeout=30)
+    previews, current = 0, None
+    try:
+        pid = comfy.queue_prompt(wf)
+        while True:
+            raw = ws.recv()
+            if isinstance(raw, bytes):
+                if current == "4" and int.from_bytes(raw[:4], "big") == 1:  # PREVIEW_IMAGE
+                    previews += 1
+                continue
+            msg = json.loads(raw)
+            d = msg.get("data") or {}
+            if msg["type"] == "executing" and d.get("prompt_id") == pid:
+                current = d.get("node")
+                if current is None:
+                    break
+            if msg["type"] in ("execution_error", "execution_interrupted") and d.get("prompt_id") == pid:
+                pytest.fail(str(d)[:2000])
+    finally:
+        ws.close()
+    assert previews == steps
+
+
+def test_cache_route_counts_loads_and_clears(comfy, tiny):
     stats = comfy.get_json("/facelift/cache")
     assert set(stats) >= {"loads", "cached", "roots"}
     assert str(tiny) in stats["roots"]
+    assert {e["kind"] for e in stats["cached"]} >= {"mv", "gslrm"}
+    r = comfy.http.post(comfy.base_url + "/facelift/cache/clear", timeout=30)
+    assert r.status_code == 200 and r.json()["cleared"] >= 2
+    assert comfy.get_json("/facelift/cache")["cached"] == []
+    _assert_recovers(comfy)  # loads again after a clear
+    after = comfy.get_json("/facelift/cache")
+    assert after["loads"]["gslrm"] == stats["loads"]["gslrm"] + 1
 
 
 # ---------------------------------------------------------------------------------------------- interrupt
