@@ -19,13 +19,17 @@ GaussiansType = io.Custom("FACELIFT_GAUSSIANS")
 def core_splat_type():
     """The core ``SPLAT`` socket type of newer ComfyUI versions, or None (ComfyUI 0.3.75 has none)."""
     t = getattr(io, "Splat", None)
-    if t is not None and str(getattr(t, "io_type", "")) == "SPLAT":
-        return t
-    return None
+    return t if t is not None and getattr(t, "io_type", None) else None
 
 
 def core_splat_class():
     """Core ComfyUI's SPLAT value class where it exists (newer hosts), else None."""
+    try:
+        from comfy_api.latest import Types
+
+        return Types.SPLAT
+    except (ImportError, AttributeError):
+        pass
     try:
         from comfy_api.latest._util.geometry_types import SPLAT
     except ImportError:
