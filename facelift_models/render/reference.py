@@ -21,7 +21,7 @@ TILE = 16
 
 
 def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, s: RasterSettings,
-                  max_elements: int = 1 << 22, depth_chunk_max: int = 32):
+                  max_elements: int = 1 << 21, depth_chunk_max: int = 32):
     """Render one camera: returns (rgb_sum [H,W,D], T_final [H,W], depth_sum [H,W] or None)."""
     dev, W, H = scene.means.device, s.width, s.height
     D = scene.colors.shape[1]
