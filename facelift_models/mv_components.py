@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
+from .errors import InputError, WeightsError
 from .mv_attention import MVAttentionMode
 from .mv_unet import UNET_WEIGHTS_NAME, load_mv_unet
 
@@ -79,11 +79,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     names = {None: None, "auto": None, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16,
              "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
     if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r} (use auto, fp16, bf16 or fp32)")
+        raise InputError(f"Unknown precision {dtype!r}; use auto, fp16, bf16 or fp32.")
     if names[dtype] is None:
         return torch.float16 if device.type == "cuda" else torch.float32
     if device.type == "cpu" and names[dtype] == torch.float16:
-        raise ValueError("fp16 on CPU is not supported (very slow and inaccurate); use fp32 or bf16")
+        raise InputError("fp16 is not supported on the CPU (slow and inaccurate there); use auto, fp32 or bf16.")
     return names[dtype]
 
 

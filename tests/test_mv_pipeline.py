@@ -184,3 +184,13 @@ def test_preview_is_cheap_rgb(model):
     lat[:, 0] = 1.0  # channel 0 brightens every colour
     assert (decode_latents_preview(lat) > 0.5).all()
     assert tile_views(prev).shape == (16, 6 * 16, 3)
+
+
+def test_reduced_precision_components(tiny_folder):
+    m = load_mv_diffusion(tiny_folder, device="cpu", dtype="bf16")
+    dtypes = {next(x.parameters()).dtype for x in (m.unet, m.vae, m.image_encoder)} | {m.image_normalizer.mean.dtype}
+    assert dtypes == {torch.bfloat16}
+    res = sample_views(m, tiny_face(), FAST)
+    assert res.images.dtype == torch.float32 and torch.isfinite(res.images).all()
+    with pytest.raises(InputError, match="fp16 is not supported on the CPU"):
+        load_mv_diffusion(tiny_folder, device="cpu", dtype="fp16")
