@@ -1,4 +1,6 @@
-"""Loading the official multi-view diffusion folder ``mvdiffusion/pipeckpts/`` component by component (spec §5.1, §11).
+"""Loading the official multi-view diffusion folder ``mvdiffusion/pipeckpts/``, component by component.
+
+(Spec §5.1, §11.)
 
 ``model_index.json`` there names a module of the official repo as the UNet class, so
 ``DiffusionPipeline.from_pretrained`` cannot load it without that code. Every component is a stock

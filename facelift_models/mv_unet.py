@@ -1,4 +1,4 @@
-"""The FaceLift multi-view UNet as a stock ``diffusers.UNet2DConditionModel`` plus multi-view ``attn1`` (spec §5.2-5.4).
+"""The FaceLift multi-view UNet: a stock ``diffusers.UNet2DConditionModel`` plus multi-view ``attn1`` (§5.2-5.4).
 
 The official ``UNetMV2DConditionModel`` has exactly the state dict of a stock UNet2DConditionModel; its
 multi-view behaviour is only an attention processor. So: read the official ``unet/config.json``, drop the
