@@ -121,26 +121,40 @@ def _tile_range(mx, my, rx, ry, tw, th):
     return x0, x1, y0, y1
 
 
-@nb.njit(cache=True)
-def _bin(order, m2d, radii, tw, th):
-    """Counting sort of (tile, Gaussian) pairs; ``order`` is front to back, so each tile list is too."""
-    offsets = np.zeros(tw * th + 1, np.int64)
-    for g in order:
-        x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                offsets[ty * tw + tx + 1] += 1
-    for k in range(tw * th):
-        offsets[k + 1] += offsets[k]
-    pos = offsets[:-1].copy()
+@nb.njit(parallel=True, cache=True)
+def _bin(m2d, radii, tw, th, nchunks):
+    """Parallel stable counting sort of (tile, Gaussian) pairs. The Gaussians are already front to back;
+    they are cut into ``nchunks`` consecutive pieces, each counted and then scattered into its own slots of
+    every tile's list, so each tile list stays front to back."""
+    n = m2d.shape[0]
+    ntiles = tw * th
+    csize = (n + nchunks - 1) // nchunks
+    counts = np.zeros((nchunks, ntiles), np.int64)
+    for c in nb.prange(nchunks):
+        for i in range(c * csize, min(n, (c + 1) * csize)):
+            g = i
+            x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
+            for ty in range(y0, y1):
+                for tx in range(x0, x1):
+                    counts[c, ty * tw + tx] += 1
+    offsets = np.zeros(ntiles + 1, np.int64)
+    pos = np.empty((nchunks, ntiles), np.int64)
+    for t in range(ntiles):
+        p = offsets[t]
+        for c in range(nchunks):
+            pos[c, t] = p
+            p += counts[c, t]
+        offsets[t + 1] = p
     lst = np.empty(offsets[-1], np.int32)
-    for g in order:
-        x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                k = ty * tw + tx
-                lst[pos[k]] = g
-                pos[k] += 1
+    for c in nb.prange(nchunks):
+        for i in range(c * csize, min(n, (c + 1) * csize)):
+            g = i
+            x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
+            for ty in range(y0, y1):
+                for tx in range(x0, x1):
+                    k = ty * tw + tx
+                    lst[pos[c, k]] = g
+                    pos[c, k] += 1
     return offsets, lst
 
 
@@ -220,9 +234,12 @@ def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np
     _project(means, quats, scales, opac, R, t, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]),
              float(W), float(H), s.near_plane, s.far_plane, s.eps2d, m2d, conic, depth, radii)
     vis = np.nonzero(radii[:, 0] > 0)[0]
-    order = vis[np.argsort(depth[vis], kind="stable")].astype(np.int64)
+    order = vis[np.argsort(depth[vis], kind="stable")]
+    # gather the visible Gaussians front to back: binning and rasterising then read memory in order
+    m2d, conic, radii, depth = m2d[order], conic[order], radii[order], depth[order]
+    opac_s, colors_s = opac[order], colors[order]
     tw, th = -(-W // TILE), -(-H // TILE)
-    offsets, lst = _bin(order, m2d, radii, tw, th)
+    offsets, lst = _bin(m2d, radii, tw, th, 4 * nb.get_num_threads())
     counts = np.diff(offsets)
     tiles = np.nonzero(counts)[0]
     tiles = tiles[np.argsort(-counts[tiles], kind="stable")].astype(np.int64)  # heavy tiles first
@@ -230,7 +247,7 @@ def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np
     out_T = np.ones((H, W), np.float32)
     out_depth = np.zeros((H, W), np.float32)
     with nb.parallel_chunksize(1):
-        _raster(tiles, offsets, lst, m2d, conic, radii, opac, colors, depth, W, H, tw,
+        _raster(tiles, offsets, lst, m2d, conic, radii, opac_s, colors_s, depth, W, H, tw,
                 out_color, out_T, out_depth, s.return_depth)
     return out_color, out_T, out_depth
 
