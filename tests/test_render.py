@@ -264,3 +264,21 @@ def test_parity_runner_reads_everything_from_the_sidecar(tmp_path):
     meta["background"] = [1.0, 1.0, 1.0]
     (tmp_path / "variant.json").write_text(json.dumps(meta))
     assert not run_fixture(tmp_path / "variant.json").passed
+
+
+def test_progress_callback_and_interrupt():
+    from facelift_models.errors import Interrupted
+
+    g = _scene(100)
+    cams = turntable(5, width=16)
+    seen = []
+    out = render(g, cams, backend="torch", progress=lambda d, t: seen.append((d, t)), cameras_per_call=2)
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    ref = render(g, cams, backend="torch")
+    assert torch.equal(out.rgb, ref.rgb)
+
+    def stop(d, t):
+        raise Interrupted("stopped by the user")
+
+    with pytest.raises(Interrupted):
+        render(g, cams, backend="torch", progress=stop, cameras_per_call=1)

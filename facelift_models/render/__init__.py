@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import torch
 
@@ -146,12 +146,15 @@ def _background(background, C, D, device) -> torch.Tensor:
 def render(gaussians: Gaussians, cameras, width: int | None = None, height: int | None = None,
            background: Union[Sequence[float], torch.Tensor] = (1.0, 1.0, 1.0), backend: str = "auto",
            return_depth: bool = False, near_plane: float = 0.2, far_plane: float = 1e10, eps2d: float = 0.3,
-           on_nonfinite: str = "drop") -> RenderOutput:
+           on_nonfinite: str = "drop", progress: Callable[[int, int], None] | None = None,
+           cameras_per_call: int = 8) -> RenderOutput:
     """Render ``gaussians`` from every camera.
 
     ``cameras``: a ``facelift_models.cameras.Cameras`` (``width``/``height``, if given, resize it) or a
     ``(viewmats [C,4,4] world-to-camera OpenCV, Ks [C,3,3] pixel intrinsics)`` pair with explicit
     ``width``/``height``. Runs on the Gaussians' device; returns tensors on that device.
+    ``progress(done, total)``, when given, is called after every ``cameras_per_call`` cameras (a node's
+    progress bar; it may raise ``Interrupted`` to stop a long turntable between frames).
     """
     if backend not in ("auto",) + BACKENDS:
         raise InputError(f"render(): unknown backend '{backend}' (choose auto, {', '.join(BACKENDS)}).")
@@ -178,7 +181,17 @@ def render(gaussians: Gaussians, cameras, width: int | None = None, height: int 
         depth_sum = torch.zeros(C, H, W, device=device) if return_depth else None
         name = "none"
     else:
-        color_sum, T, depth_sum, name = _run_backend(name, backend == "auto", scene, viewmats, Ks, settings)
+        step = C if progress is None else max(1, int(cameras_per_call))
+        parts = []
+        for c0 in range(0, C, step):
+            part = _run_backend(name, backend == "auto", scene, viewmats[c0:c0 + step], Ks[c0:c0 + step], settings)
+            name = part[3]  # a backend that fell back stays fallen back for the remaining cameras
+            parts.append(part)
+            if progress is not None:
+                progress(min(C, c0 + step), C)
+        color_sum = torch.cat([p[0].to(device) for p in parts])
+        T = torch.cat([p[1].to(device) for p in parts])
+        depth_sum = torch.cat([p[2].to(device) for p in parts]) if return_depth else None
     color_sum, T = color_sum.to(device), T.to(device)
     alpha = (1.0 - T)[..., None]
     rgb = color_sum + T[..., None] * bg[:, None, None, :]
