@@ -50,6 +50,10 @@ def test_axis_conversion_is_invertible_and_a_rotation():
     p = Gaussians(pts, torch.zeros(3, 3), torch.zeros(3, 3), torch.tensor([[1.0, 0, 0, 0]] * 3), torch.zeros(3))
     assert torch.equal(ex.convert_axes(p, "facelift", "opencv").xyz,
                        torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]))
+    # ComfyUI's viewer turns the file 180 deg about X (three.js y-up scene, default camera on the +z side):
+    # FaceLift up must end up +y and the face direction +z there
+    viewer = ex.convert_axes(p, "facelift", "opencv").xyz * torch.tensor([1.0, -1.0, -1.0])
+    assert torch.equal(viewer, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
     with pytest.raises(InputError, match="axes"):
         ex.convert_axes(g, "facelift", "blender")
 
