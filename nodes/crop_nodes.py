@@ -102,7 +102,16 @@ class FaceLiftFaceCrop(io.ComfyNode):
                 raise InputError(f"FaceLift Face Crop: {m.shape[0]} masks for {batch} images; give one mask for "
                                  "all images or one per image.")
             m = m.float().clamp(0, 1)
-            masks = m if mask_is_foreground else 1.0 - m
+            h, w = int(image.shape[1]), int(image.shape[2])
+            if tuple(m.shape[1:]) != (h, w):
+                # Load Image gives a 64x64 all-zero mask for photos without alpha: that means "no mask".
+                if not mask_is_foreground and not bool(m.any()):
+                    m = None
+                else:
+                    m = torch.nn.functional.interpolate(m[:, None], size=(h, w), mode="bilinear",
+                                                        align_corners=False)[:, 0].clamp(0, 1)
+            if m is not None:
+                masks = m if mask_is_foreground else 1.0 - m
         cfg = FaceCropConfig(prob_threshold=float(threshold), face_index=FACE_CHOICES.index(face),
                              skip_detection=bool(skip_detection), remove_background=bool(remove_background))
         det = None if skip_detection else detector("cpu")

@@ -215,6 +215,28 @@ def test_save_formats_and_load_back(comfy, first_run):
     assert {H.image_of(comfy, r).size for r in out.outputs["p"]["images"]} == {(40, 40)}
 
 
+def test_face_crop_uses_load_image_alpha_mask(comfy, tiny, tmp_path):
+    from PIL import Image
+
+    rgba = np.array(Image.open(H.EXAMPLE_PORTRAIT).convert("RGBA"))
+    rgba[330:, :, 3] = 0  # everything below the shoulders is transparent (the background to be whitened)
+    p = tmp_path / f"cutout_{uuid.uuid4().hex[:6]}.png"
+    Image.fromarray(rgba, "RGBA").save(p)
+    name = comfy.upload_image(p)
+    prompt = _crop_prompt(name)
+    prompt["2"]["inputs"]["mask"] = ["1", 1]
+    prompt["4"] = {"class_type": "MaskToImage", "inputs": {"mask": ["2", 1]}}
+    prompt["5"] = {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "FaceLift/cropmask"}}
+    res = _run(comfy, prompt)
+    assert res.status == "success", H.error_text(res)
+    crop = H.array(H.image_of(comfy, res.outputs["3"]["images"][0])).astype(int)
+    mask = H.array(H.image_of(comfy, res.outputs["5"]["images"][0]))[..., 0]
+    assert crop.shape == (512, 512, 3) and mask.shape == (512, 512)
+    background = mask < 8
+    assert background.mean() > 0.05 and (mask > 247).mean() > 0.3
+    assert (crop[background] >= 250).all(), "transparent parts of the photo must become white"
+
+
 # ------------------------------------------------------------------------------------------------- errors
 def _crop_prompt(image_name: str) -> dict:
     return {"1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
@@ -280,6 +302,15 @@ def test_missing_weights_give_clear_error(comfy, tiny):
     finally:
         shutil.move(str(parked), str(gslrm_dir))
     _assert_recovers(comfy)
+
+
+def test_download_needs_licence_opt_in(comfy, tiny):
+    prompt = _reconstruct_prompt("gslrm/ckpt_0000000000021125.pt")
+    prompt["4"]["inputs"].update(download_missing=True, accept_licence=False)
+    res = _run(comfy, prompt)
+    assert res.status == "error" and res.error["node_type"] == "FaceLiftLoadModels"
+    msg = res.error["exception_message"]
+    assert "accept_licence" in msg and "Adobe Research License" in msg and "non-commercial" in msg
 
 
 def test_corrupted_checkpoint_gives_clear_error(comfy, tiny):
