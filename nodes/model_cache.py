@@ -324,7 +324,7 @@ def _wrap_patcher(model: Any, device: str):
     except ImportError:
         return None
     mods = _modules_of(model)
-    if not mods:
+    if not mods or device == "cpu":  # pinned to the CPU by the user: no VRAM to manage, keep it out of ComfyUI's list
         return None
     holder = torch.nn.ModuleDict(mods)
     try:

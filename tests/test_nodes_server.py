@@ -362,6 +362,19 @@ def test_sampler_sends_step_previews(comfy, tiny):
     assert previews == steps
 
 
+def test_cpu_device_and_precision_are_separate_cache_entries(comfy, tiny):
+    before = comfy.get_json("/facelift/cache")["loads"].get("gslrm", 0)
+    prompt = _reconstruct_prompt("gslrm/ckpt_0000000000021125.pt")
+    prompt["4"]["inputs"]["device"] = "cpu"
+    res = _run(comfy, prompt)
+    assert res.status == "success", H.error_text(res)
+    stats = comfy.get_json("/facelift/cache")
+    assert stats["loads"]["gslrm"] == before + 1
+    assert any(e["kind"] == "gslrm" and e["device"] == "cpu" for e in stats["cached"])
+    res2 = _run(comfy, {**prompt, "6": {**prompt["6"], "inputs": {**prompt["6"]["inputs"], "format": "splat"}}})
+    assert res2.status == "success" and comfy.get_json("/facelift/cache")["loads"]["gslrm"] == before + 1
+
+
 def test_cache_route_counts_loads_and_clears(comfy, tiny):
     stats = comfy.get_json("/facelift/cache")
     assert set(stats) >= {"loads", "cached", "roots"}
