@@ -117,7 +117,8 @@ def prepare_scene(gaussians: Gaussians, on_nonfinite: str = "drop") -> PreparedS
     if not isinstance(gaussians, Gaussians):
         raise InputError(f"render(): expected a Gaussians container; got {type(gaussians).__name__}.")
     g = gaussians.to(dtype=torch.float32)
-    if len(g):
+    # fast path: a sum is finite iff every term is (barring overflow, which falls through to the exact mask)
+    if len(g) and not all(bool(torch.isfinite(t.sum())) for t in g.tensors().values()):
         ok = g.finite_mask()
         n_bad = int((~ok).sum())
         if n_bad:
