@@ -31,7 +31,8 @@ from tests import comfy_host  # noqa: E402
 DEFAULT_IMAGE = REPO / "examples" / "astronaut.png"
 WORKFLOW = REPO / "workflows" / "facelift_photo_to_head_api.json"
 # Node ids of the shipped API workflow.
-N_LOAD_IMAGE, N_SAMPLER, N_SAVE_PLY, N_RENDER, N_TURNTABLE, N_VIEWS, N_CROP = "1", "4", "6", "7", "8", "9", "10"
+N_LOAD_IMAGE, N_SAMPLER, N_SAVE_PLY, N_RENDER, N_TURNTABLE, N_VIEWS, N_CROP, N_MP4 = \
+    "1", "4", "6", "7", "8", "9", "10", "12"
 TINY_BANNER = (
     "=" * 78 + "\n"
     "SMOKE TEST WITH TINY RANDOM WEIGHTS (--tiny): the networks are untrained noise, so the views, the PLY\n"
@@ -135,7 +136,7 @@ def report(server: comfy_host.ComfyServer, result: comfy_host.PromptResult) -> N
         print(f"PLY (3D Gaussians): {p}")
     for p in paths(N_VIEWS):
         print(f"view: {p}")
-    for p in paths(N_TURNTABLE):
+    for p in paths(N_TURNTABLE) + paths(N_MP4):
         print(f"turntable: {p}")
     for p in paths(N_CROP):
         print(f"face crop: {p}")

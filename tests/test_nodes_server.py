@@ -106,6 +106,10 @@ def test_photo_to_head_workflow_runs(comfy, first_run):
     anim = H.image_of(comfy, webp)
     assert anim.size == (96, 96) and getattr(anim, "n_frames", 1) == 8
 
+    mp4 = out["12"]["images"][0]
+    data = comfy.view(mp4["filename"], mp4.get("subfolder", ""))
+    assert mp4["filename"].endswith(".mp4") and data[4:8] == b"ftyp" and len(data) > 1000
+
     steps = H.FAST_PHOTO["4"]["steps"]
     sampler_progress = H.progress_of(res, "4")
     assert [v for v, _ in sampler_progress][-1] == steps and {m for _, m in sampler_progress} == {steps}

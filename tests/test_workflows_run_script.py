@@ -44,5 +44,5 @@ def test_tiny_smoke_run_prints_outputs_and_says_noise(tmp_path):
     turntable = [Path(l.split(": ", 1)[1]) for l in lines if l.startswith("turntable: ")]
     assert len(ply) == 1 and ply[0].is_file() and ply[0].read_bytes().startswith(b"ply\n")
     assert len(views) == 6 and all(v.is_file() for v in views)
-    assert len(turntable) == 1 and turntable[0].is_file()
+    assert {t.suffix for t in turntable} == {".webp", ".mp4"} and all(t.is_file() for t in turntable)
     assert "TINY-NOISE" in str(ply[0])

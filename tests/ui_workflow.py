@@ -22,7 +22,7 @@ EXAMPLES = REPO / "example_workflows"
 PAIRS = {"facelift_photo_to_head_api.json": "facelift_photo_to_head.json",
          "facelift_multiview_photos_api.json": "facelift_multiview_photos.json"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-COL_W, GAP_X, GAP_Y = 360, 50, 40
+COL_W, GAP_X, GAP_Y = 320, 40, 30
 
 
 def _is_link(v) -> bool:
@@ -77,7 +77,7 @@ def _depths(api: dict) -> dict[str, int]:
 def _height(spec: dict, n_widgets: int, n_sockets: int, class_type: str) -> int:
     h = 46 + 22 * max(n_sockets, len(spec.get("output", []))) + 26 * n_widgets
     if class_type in ("SaveImage", "PreviewImage", "LoadImage", "SaveAnimatedWEBP") or spec.get("output_node"):
-        h += 250
+        h += 180
     return h
 
 
