@@ -9,8 +9,8 @@ plus 15% interior points, log-scales around log(0.008) (capped at -1.2 like GS-L
 Each case: one warm-up render (numba compiles; gsplat builds its kernels), then --repeats timed renders;
 ``ms_per_frame`` is the fastest (closest to an unloaded machine when others share the cores), ``median_ms``
 the median, ``cpu_ms_per_frame`` the process CPU time; the 1-minute load average is recorded.
-Peak memory: CPU resident-set growth over the process's start (ru_maxrss is monotone, so cases run from
-small to large) or torch.cuda.max_memory_allocated on CUDA.
+Peak memory: the process's peak resident set (ru_maxrss; with --isolate every case runs in a fresh process,
+so it is that case's peak, imports included) and torch.cuda.max_memory_allocated on CUDA.
 """
 
 from __future__ import annotations
@@ -85,6 +85,35 @@ def bench_one(gaussians, cams, backend, repeats, device):
     return res, out
 
 
+def _isolated(args) -> int:
+    import subprocess
+    import tempfile
+
+    backends = args.backends or available_backends(args.device)
+    merged = None
+    for n in sorted(args.sizes):
+        for b in backends:
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                tmp = f.name
+            cmd = [sys.executable, __file__, "--device", args.device, "--backends", b, "--sizes", str(n),
+                   "--resolution", str(args.resolution), "--repeats", str(args.repeats),
+                   "--skip-torch-above", str(args.skip_torch_above), "--out", tmp]
+            subprocess.run(cmd, check=False)
+            try:
+                part = json.loads(Path(tmp).read_text())
+            except (OSError, ValueError):
+                continue
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            if merged is None:
+                merged = part
+            else:
+                merged["cases"] += part["cases"]
+    if args.out and merged is not None:
+        Path(args.out).write_text(json.dumps(merged, indent=2))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -95,7 +124,11 @@ def main(argv=None):
     ap.add_argument("--skip-torch-above", type=int, default=2_000_000,
                     help="skip the torch backend for sizes above this on CPU (it is slow)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--isolate", action="store_true",
+                    help="run every (size, backend) case in a fresh process, so peak RSS is per case")
     args = ap.parse_args(argv)
+    if args.isolate:
+        return _isolated(args)
     torch.set_grad_enabled(False)
     backends = args.backends or available_backends(args.device)
     cams = orbit(0.0, 0.0, width=args.resolution)
