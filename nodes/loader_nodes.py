@@ -20,7 +20,7 @@ def _handle(kind: str, name: str, precision: str, device: str) -> model_cache.Mo
 
 
 def _download_missing(accept_licence: bool) -> str:
-    """Fetch the missing official weights (and the MTCNN detector) into the models folder."""
+    """Fetch the missing official weights and the MTCNN detector into the models folder."""
     from ..facelift_models.errors import WeightsError
     from ..facelift_models.store import LICENCE_SHORT, RECONSTRUCTION, SAMPLING, FACE_CROP, ModelStore
 
@@ -39,14 +39,10 @@ def _download_missing(accept_licence: bool) -> str:
         if total:
             bar.update_absolute(int(100 * done / total), 100)
 
-    result = download_weights(store, (SAMPLING, RECONSTRUCTION), accept_license=True, progress=on_progress)
+    result = download_weights(store, (SAMPLING, RECONSTRUCTION, FACE_CROP), accept_license=True,
+                              progress=on_progress)
     notes = [f"downloaded {len(result.fetched)} file(s) into {result.models_dir}" if result.fetched
              else f"all official files already present in {result.models_dir}"]
-    if not store.is_ready(FACE_CROP):
-        from ..facelift_models.mtcnn import download_mtcnn_weights
-
-        download_mtcnn_weights(store.root / model_cache.MTCNN_DIR)
-        notes.append("fetched the MTCNN face-detector weights (facenet-pytorch, MIT)")
     return "; ".join(notes)
 
 

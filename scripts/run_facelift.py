@@ -63,7 +63,7 @@ def default_models_dir() -> Path:
 def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int:
     """0 when every file the workflow needs is present (after an opt-in download), else print what is missing."""
     from facelift_models.errors import WeightsError
-    from facelift_models.store import FACE_CROP, INFERENCE, LICENCE_SHORT, ModelStore
+    from facelift_models.store import INFERENCE, LICENCE_SHORT, ModelStore
 
     store = ModelStore(models_dir)
     if store.is_ready(INFERENCE):
@@ -79,15 +79,12 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
             return 2
     if download:
         from facelift_models.download import download_weights
-        from facelift_models.mtcnn import download_mtcnn_weights
 
         try:
-            download_weights(store, accept_license=True,
+            download_weights(store, INFERENCE, accept_license=True,
                              progress=lambda done, total, name: print(
                                  f"\r{name}: {done / 1e9:.2f}/{total / 1e9:.2f} GB", end="", flush=True))
             print()
-            if not store.is_ready(FACE_CROP):
-                download_mtcnn_weights(models_dir / "mtcnn", log_fn=print)
         except WeightsError as e:
             print(f"\nerror: {e}", file=sys.stderr)
             return 1

@@ -317,6 +317,18 @@ def test_download_needs_licence_opt_in(comfy, tiny):
     assert "accept_licence" in msg and "Adobe Research License" in msg and "non-commercial" in msg
 
 
+def test_download_offline_gives_clear_error(comfy, tiny):
+    # The test server runs with HF_HUB_OFFLINE=1 and the tiny files differ in size from the official ones, so the
+    # opt-in download has work to do and must refuse it with the manual steps instead of hanging or crashing.
+    prompt = _reconstruct_prompt("gslrm/ckpt_0000000000021125.pt")
+    prompt["4"]["inputs"].update(download_missing=True, accept_licence=True)
+    res = _run(comfy, prompt)
+    assert res.status == "error" and res.error["node_type"] == "FaceLiftLoadModels"
+    msg = res.error["exception_message"]
+    assert "HF_HUB_OFFLINE" in msg and "wlyu/OpenFaceLift" in msg
+    _assert_recovers(comfy)
+
+
 def test_corrupted_checkpoint_gives_clear_error(comfy, tiny):
     good = (tiny / "gslrm" / "ckpt_0000000000021125.pt").read_bytes()
     bad = tiny / "gslrm" / f"corrupt_{uuid.uuid4().hex[:6]}.pt"
