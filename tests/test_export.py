@@ -3,7 +3,6 @@ viewer orientation, atomic writes, the optional MP4 writer."""
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np

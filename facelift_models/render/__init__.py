@@ -45,9 +45,6 @@ class RenderOutput:
     backend: str = ""
 
 
-CameraLike = Union["Cameras", tuple]  # noqa: F821
-
-
 # ------------------------------------------------------------------------------------------ availability
 def numba_available() -> bool:
     try:
