@@ -18,6 +18,7 @@ import torch
 from .common import ALPHA_MAX, ALPHA_MIN, T_STOP, PreparedScene, RasterSettings
 from ..gaussians import SH_C0
 from .projection import RADIUS_SIGMAS, SCREEN_LIMIT_MARGIN
+from .reference import row_bands
 
 TILE = 16
 
@@ -122,10 +123,10 @@ def _tile_range(mx, my, rx, ry, tw, th):
 
 
 @nb.njit(parallel=True, cache=True)
-def _bin(m2d, radii, tw, th, nchunks):
-    """Parallel stable counting sort of (tile, Gaussian) pairs. The Gaussians are already front to back;
-    they are cut into ``nchunks`` consecutive pieces, each counted and then scattered into its own slots of
-    every tile's list, so each tile list stays front to back."""
+def _bin(m2d, radii, tw, th, nchunks, r0, r1):
+    """Parallel stable counting sort of (tile, Gaussian) pairs for the tile rows [r0, r1). The Gaussians
+    are already front to back; they are cut into ``nchunks`` consecutive pieces, each counted and then
+    scattered into its own slots of every tile's list, so each tile list stays front to back."""
     n = m2d.shape[0]
     ntiles = tw * th
     csize = (n + nchunks - 1) // nchunks
@@ -134,7 +135,7 @@ def _bin(m2d, radii, tw, th, nchunks):
         for i in range(c * csize, min(n, (c + 1) * csize)):
             g = i
             x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
-            for ty in range(y0, y1):
+            for ty in range(max(y0, r0), min(y1, r1)):
                 for tx in range(x0, x1):
                     counts[c, ty * tw + tx] += 1
     offsets = np.zeros(ntiles + 1, np.int64)
@@ -150,12 +151,23 @@ def _bin(m2d, radii, tw, th, nchunks):
         for i in range(c * csize, min(n, (c + 1) * csize)):
             g = i
             x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
-            for ty in range(y0, y1):
+            for ty in range(max(y0, r0), min(y1, r1)):
                 for tx in range(x0, x1):
                     k = ty * tw + tx
                     lst[pos[c, k]] = g
                     pos[c, k] += 1
     return offsets, lst
+
+
+@nb.njit(cache=True)
+def _row_pairs(m2d, radii, tw, th):
+    """Number of (tile, Gaussian) pairs in each tile row."""
+    rows = np.zeros(th, np.int64)
+    for g in range(m2d.shape[0]):
+        x0, x1, y0, y1 = _tile_range(m2d[g, 0], m2d[g, 1], radii[g, 0], radii[g, 1], tw, th)
+        for ty in range(y0, y1):
+            rows[ty] += x1 - x0
+    return rows
 
 
 @nb.njit(parallel=True, cache=True)
@@ -223,7 +235,8 @@ def _raster(tiles, offsets, lst, m2d, conic, radii, opac, colors, depth, W, H, t
                     out_depth[py, px] = dacc[li]
 
 
-def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np.ndarray, s: RasterSettings):
+def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np.ndarray, s: RasterSettings,
+                  max_pairs: int = 1 << 26):
     n, W, H = means.shape[0], s.width, s.height
     m2d = np.zeros((n, 2), np.float32)
     conic = np.zeros((n, 3), np.float32)
@@ -239,16 +252,18 @@ def render_camera(means, quats, scales, opac, colors, viewmat: np.ndarray, K: np
     m2d, conic, radii, depth = m2d[order], conic[order], radii[order], depth[order]
     opac_s, colors_s = opac[order], colors[order]
     tw, th = -(-W // TILE), -(-H // TILE)
-    offsets, lst = _bin(m2d, radii, tw, th, 4 * nb.get_num_threads())
-    counts = np.diff(offsets)
-    tiles = np.nonzero(counts)[0]
-    tiles = tiles[np.argsort(-counts[tiles], kind="stable")].astype(np.int64)  # heavy tiles first
     out_color = np.zeros((H, W, colors.shape[1]), np.float32)
     out_T = np.ones((H, W), np.float32)
     out_depth = np.zeros((H, W), np.float32)
-    with nb.parallel_chunksize(1):
-        _raster(tiles, offsets, lst, m2d, conic, radii, opac_s, colors_s, depth, W, H, tw,
-                out_color, out_T, out_depth, s.return_depth)
+    # one band of tile rows at a time, so the pair list stays within max_pairs for close-up cameras
+    for r0, r1 in row_bands(_row_pairs(m2d, radii, tw, th).tolist(), max_pairs):
+        offsets, lst = _bin(m2d, radii, tw, th, 4 * nb.get_num_threads(), r0, r1)
+        counts = np.diff(offsets)
+        tiles = np.nonzero(counts)[0]
+        tiles = tiles[np.argsort(-counts[tiles], kind="stable")].astype(np.int64)  # heavy tiles first
+        with nb.parallel_chunksize(1):
+            _raster(tiles, offsets, lst, m2d, conic, radii, opac_s, colors_s, depth, W, H, tw,
+                    out_color, out_T, out_depth, s.return_depth)
     return out_color, out_T, out_depth
 
 

@@ -21,7 +21,7 @@ TILE = 16
 
 
 def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, s: RasterSettings,
-                  max_elements: int = 1 << 21, depth_chunk_max: int = 32):
+                  max_elements: int = 1 << 21, depth_chunk_max: int = 32, max_pairs: int = 1 << 24):
     """Render one camera: returns (rgb_sum [H,W,D], T_final [H,W], depth_sum [H,W] or None)."""
     dev, W, H = scene.means.device, s.width, s.height
     D = scene.colors.shape[1]
@@ -47,25 +47,55 @@ def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, 
     extend = torch.sqrt(2.0 * torch.log(255.0 * opac).clamp_min(0)).clamp_max(RADIUS_SIGMAS)
     rad = torch.ceil(extend[:, None] * torch.sqrt(proj.cov2d_diag[gid]))
 
-    # --- bin into tiles: (tile id, depth rank) pairs
+    # --- bin into tiles, one band of tile rows at a time so the (tile, Gaussian) pair list stays within
+    # ``max_pairs`` even when close-up Gaussians cover most of the image
     tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
     tx0 = torch.floor((m2d[:, 0] - rad[:, 0]) / TILE).clamp(0, tw).long()
     tx1 = torch.ceil((m2d[:, 0] + rad[:, 0]) / TILE).clamp(0, tw).long()
     ty0 = torch.floor((m2d[:, 1] - rad[:, 1]) / TILE).clamp(0, th).long()
     ty1 = torch.ceil((m2d[:, 1] + rad[:, 1]) / TILE).clamp(0, th).long()
-    nx, ny = tx1 - tx0, ty1 - ty0
+    nx = tx1 - tx0
+    row_pairs = torch.zeros(th + 1, dtype=torch.long, device=dev)   # pairs per tile row (difference array)
+    row_pairs.index_add_(0, ty0, nx)
+    row_pairs.index_add_(0, ty1, -nx)
+    for r0, r1 in row_bands(torch.cumsum(row_pairs, 0)[:th].tolist(), max_pairs):
+        _raster_band(r0, r1, tx0, nx, ty0.clamp(r0, r1), ty1.clamp(r0, r1), m2d, conic, opac, colors, depth,
+                     tw, th, s, max_elements, depth_chunk_max, color_sum, trans, depth_sum)
+    return _finish(color_sum, trans, depth_sum, H, W)
+
+
+def row_bands(pairs_per_row: list[int], max_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive tile-row ranges [r0, r1) whose pair counts sum to at most ``max_pairs`` (one row at least)."""
+    bands, r0, acc = [], 0, 0
+    for r, n in enumerate(pairs_per_row):
+        if r > r0 and acc + n > max_pairs:
+            bands.append((r0, r))
+            r0, acc = r, 0
+        acc += n
+    if r0 < len(pairs_per_row):
+        bands.append((r0, len(pairs_per_row)))
+    return bands
+
+
+def _raster_band(r0, r1, tx0, nx, ty0, ty1, m2d, conic, opac, colors, depth, tw, th, s, max_elements,
+                 depth_chunk_max, color_sum, trans, depth_sum):
+    """Bin the Gaussians (front to back) into the tiles of rows [r0, r1) and composite those tiles."""
+    dev, W, H, D = m2d.device, s.width, s.height, colors.shape[1]
+    ny = ty1 - ty0
     counts = nx * ny
     n_pairs = int(counts.sum())
     if n_pairs == 0:
-        return _finish(color_sum, trans, depth_sum, H, W)
-    g_of_pair = torch.repeat_interleave(torch.arange(len(gid), device=dev), counts)
+        return
+    g_of_pair = torch.repeat_interleave(torch.arange(len(m2d), device=dev), counts)
     start = torch.cumsum(counts, 0) - counts
     local = torch.arange(n_pairs, device=dev) - start[g_of_pair]
     tile_of_pair = (ty0[g_of_pair] + local // nx[g_of_pair]) * tw + tx0[g_of_pair] + local % nx[g_of_pair]
+    del local, start
     tile_of_pair, perm = torch.sort(tile_of_pair, stable=True)   # stable: keeps depth order inside a tile
     g_of_pair = g_of_pair[perm]
-    del perm, local, start
+    del perm
     per_tile = torch.bincount(tile_of_pair, minlength=tw * th)
+    del tile_of_pair
     tile_start = torch.cumsum(per_tile, 0) - per_tile
 
     # --- pixel coordinates inside a tile (pixel centres at +0.5)
@@ -128,7 +158,6 @@ def render_camera(scene: PreparedScene, viewmat: torch.Tensor, K: torch.Tensor, 
         trans[flat] = T.reshape(-1)[keep_pix]
         if dacc is not None:
             depth_sum[flat] = dacc.reshape(-1)[keep_pix]
-    return _finish(color_sum, trans, depth_sum, H, W)
 
 
 def _finish(color_sum, trans, depth_sum, H, W):
