@@ -413,7 +413,15 @@ def clear() -> int:
 
 
 def stats() -> dict:
-    return {"loads": load_counts(), "cached": cached_models(), "roots": [str(r) for r in search_roots()]}
+    out = {"loads": load_counts(), "cached": cached_models(), "roots": [str(r) for r in search_roots()]}
+    try:
+        import torch
+
+        if torch.cuda.is_initialized():
+            out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except Exception:
+        pass
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ routes

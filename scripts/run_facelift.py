@@ -41,10 +41,32 @@ TINY_BANNER = (
     + "=" * 78)
 
 
-def start_host(run_dir: Path, extra_model_paths: Path | None = None) -> comfy_host.ComfyServer:
-    """Provision (first time: download + install, later: instant) and start ComfyUI with its folders in run_dir."""
+class GpuComfyServer(comfy_host.ComfyServer):
+    """The test harness's server, but on ComfyUI's default device: without ``--cpu`` and without hiding the GPUs
+    (the harness starts every server with ``CUDA_VISIBLE_DEVICES=""``; ``env`` restores the caller's value)."""
+
+    def command(self) -> list[str]:
+        cmd = [c for c in super().command() if c != "--cpu"]
+        orig = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return ["env", f"CUDA_VISIBLE_DEVICES={orig}"] + cmd if orig is not None \
+            else ["env", "-u", "CUDA_VISIBLE_DEVICES"] + cmd
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def start_host(run_dir: Path, extra_model_paths: Path | None = None, device: str = "cpu") -> comfy_host.ComfyServer:
+    """Provision (first time: download + install, later: instant) and start ComfyUI with its folders in run_dir.
+    ``device`` "gpu" runs ComfyUI on its default (CUDA) device, "cpu" with --cpu."""
     comfy = comfy_host.provision()
-    return comfy_host.ComfyServer(run_dir, comfy, extra_model_paths=extra_model_paths).start()
+    cls = GpuComfyServer if device == "gpu" else comfy_host.ComfyServer
+    return cls(run_dir, comfy, extra_model_paths=extra_model_paths).start()
 
 
 def stage_input(server: comfy_host.ComfyServer, image: Path) -> str:
@@ -155,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="SMOKE TEST: tiny random weights instead of the real ones; the output is untrained noise")
     ap.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the workflow's 50)")
     ap.add_argument("--frames", type=int, default=None, help="turntable frames (default: the workflow's 150)")
+    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                    help="where ComfyUI runs the models: auto = the GPU when CUDA is available, else the CPU")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the workflow")
     a = ap.parse_args(argv)
+    device = ("gpu" if cuda_available() else "cpu") if a.device == "auto" else a.device
     if not a.image.is_file():
         print(f"error: the input photo {a.image} does not exist; pass --image PATH to a portrait photo.",
               file=sys.stderr)
@@ -179,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     elif models_root is not None:
         extra = run_dir / "extra_model_paths.yaml"
         extra.write_text(f"facelift_run:\n  facelift: {json.dumps(str(models_root))}\n")
-    server = start_host(run_dir, extra)
+    print(f"running ComfyUI on the {device.upper()}")
+    server = start_host(run_dir, extra, device)
     try:
         name = stage_input(server, a.image.resolve())
         tag = f"{a.image.stem}_{time.strftime('%Y%m%d-%H%M%S')}" + ("_TINY-NOISE" if a.tiny else "")

@@ -46,3 +46,18 @@ def test_tiny_smoke_run_prints_outputs_and_says_noise(tmp_path):
     assert len(views) == 6 and all(v.is_file() for v in views)
     assert {t.suffix for t in turntable} == {".webp", ".mp4"} and all(t.is_file() for t in turntable)
     assert "TINY-NOISE" in str(ply[0])
+
+
+def test_gpu_server_command_drops_cpu_flag_and_unhides_gpus(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_facelift", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    cmd = mod.GpuComfyServer(tmp_path, tmp_path, port=1234).command()
+    assert "--cpu" not in cmd and cmd[:3] == ["env", "-u", "CUDA_VISIBLE_DEVICES"] and "main.py" in cmd
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert mod.GpuComfyServer(tmp_path, tmp_path, port=1234).command()[:2] == ["env", "CUDA_VISIBLE_DEVICES=1"]
+    cpu = mod.comfy_host.ComfyServer(tmp_path, tmp_path, port=1234).command()
+    assert "--cpu" in cpu
