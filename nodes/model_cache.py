@@ -6,9 +6,10 @@ keyed by file path + modification time + dtype + device, so a second run of a wo
 ``load_counts()`` counts real loads (what tests and ``GET /facelift/cache`` read instead of timings).
 
 VRAM: each cached model is wrapped in ``comfy.model_patcher.ModelPatcher`` and brought onto the compute device
-with ``comfy.model_management.load_models_gpu``, so ComfyUI can offload it when other models need memory and
-``--cpu`` / ``--lowvram`` / the "free memory" button behave as for core models. Without ComfyUI (scripts, tests
-of facelift_models) the cache works the same and simply leaves the model where it was loaded.
+with ``comfy.model_management.load_models_gpu`` (a full load: our modules are plain torch, not ComfyUI's
+cast-on-the-fly layers), so ComfyUI offloads it to RAM when other models need the memory (and offloads other
+models for it), ``--cpu`` and the "unload models" button behave as for core models. A handle pinned to the CPU
+stays out of ComfyUI's list.
 
 Folders: weights live under ``ComfyUI/models/facelift`` (registered with ``folder_paths`` under the key
 ``facelift``, so ``extra_model_paths.yaml`` entries like ``facelift: /data/facelift`` are searched too), in the
@@ -71,10 +72,6 @@ def search_roots() -> list[Path]:
             seen.add(key)
             out.append(r)
     return out
-
-
-def _is_diffusers_folder(p: Path) -> bool:
-    return (p / "model_index.json").is_file()
 
 
 def list_mv_models() -> list[str]:
