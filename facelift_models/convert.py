@@ -15,13 +15,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .atomic_io import atomic_path
 from .errors import FaceLiftError, WeightsError
 from .gslrm import GSLRM
 from .gslrm_checkpoint import METADATA_KIND, build_model, config_from_state_dict, load_gslrm, read_state_dict
@@ -92,10 +92,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32",
     metadata = {"format": "pt", "facelift_kind": METADATA_KIND, "config": json.dumps(config.to_dict()),
                 "dtype": dtype, "source": src.name}
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=str(dst.parent))
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         save_file(tensors, tmp, metadata=metadata)
         del tensors
         reloaded = load_gslrm(tmp, dtype=torch.float32)
@@ -111,11 +108,6 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "fp32",
                 f"Verification failed: the {dtype} weights do not reproduce the original outputs on the probe "
                 f"({PROBE_VIEWS} views of {probe_size}x{probe_size}; max |diff| {diffs}). Nothing was written "
                 f"to {dst}. Use --dtype fp32.")
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     kind = "identical" if result.identical else \
         f"within atol {FP16_TOLERANCE['atol']} + rtol {FP16_TOLERANCE['rtol']}"
     log(f"verified on a probe of {PROBE_VIEWS} random views at {probe_size}x{probe_size}: outputs {kind} "

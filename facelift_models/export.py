@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
+from .atomic_io import atomic_path
 from .errors import InputError
 from .gaussians import SH_C0, Gaussians
 
@@ -77,26 +76,6 @@ def convert_axes(g: Gaussians, src: str = "facelift", dst: str = "opencv") -> Ga
 
 
 # ---------------------------------------------------------------------------------------- atomic writes
-def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"Cannot create the output folder {path.parent} ({e}); choose a writable location.") \
-            from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -137,7 +116,9 @@ def write_standard_ply(g: Gaussians, path: str | os.PathLike, axes: str = "openc
     _check_axes(axes)
     rec = standard_ply_records(convert_axes(g, "facelift", axes), pad_sh)
     data = PlyData([PlyElement.describe(rec, "vertex")], text=False, byte_order="<")
-    return _atomic(path, lambda tmp: data.write(tmp))
+    with atomic_path(path) as tmp:
+        data.write(str(tmp))
+    return Path(path)
 
 
 def read_standard_ply(path: str | os.PathLike, axes: str = "opencv") -> Gaussians:
@@ -170,7 +151,9 @@ def write_splat(g: Gaussians, path: str | os.PathLike, axes: str = "opencv") -> 
     """antimatter15 ``.splat`` (opens in ComfyUI's 3D viewer, SuperSplat, antimatter15/splat, Spark). Atomic."""
     _check_nonempty(g, "write_splat")
     data = splat_bytes(g, axes)
-    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def splat_from_bytes(data: bytes, axes: str = "opencv") -> Gaussians:
@@ -225,7 +208,9 @@ def write_spz(g: Gaussians, path: str | os.PathLike, axes: str = "opencv") -> Pa
         quats=_np(torch.nn.functional.normalize(c.quats.float(), dim=-1)).copy(),
         opacities=_np(c.opacity_logits).copy(), sh0=_np(c.f_dc).copy(), shN=np.zeros((n, 0, 3), np.float32),
         _format=gsply.create_ply_format(sh_degree=0))
-    return _atomic(path, lambda tmp: gsply.write_spz(tmp, data))
+    with atomic_path(path) as tmp:
+        gsply.write_spz(str(tmp), data)
+    return Path(path)
 
 
 def read_spz(path: str | os.PathLike, axes: str = "opencv") -> Gaussians:

@@ -206,7 +206,7 @@ def sample_views(model: MVDiffusionModel, image, config: MVDiffusionConfig | Non
     """
     config = config or MVDiffusionConfig()
     config.validate()
-    unet, vae = model.unet, model.vae
+    unet = model.unet
     assert_mv_attention(unet, model.num_views)
     device, dtype = model.device, model.dtype
     views = model.num_views

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic_io import atomic_path
 from .errors import InputError
 from .gaussians import SH_C0, Gaussians
 
@@ -72,24 +72,10 @@ def ply_bytes(g: Gaussians) -> bytes:
 
 def write_ply(g: Gaussians, path: str | os.PathLike) -> Path:
     """Write ``g`` as an official-layout PLY, atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"Cannot create the output folder {path.parent} ({e}); choose a writable location.") \
-            from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             _plydata(g).write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return Path(path)
 
 
 def header_text(num_gaussians: int) -> str:

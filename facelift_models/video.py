@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_io import atomic_path
 from .errors import InputError
 
 
@@ -46,25 +47,14 @@ def write_mp4(rgb: torch.Tensor, path: str | os.PathLike, fps: int = 30, crf: in
     f, h, w, _ = frames.shape
     if codec == "libx264" and (h % 2 or w % 2):
         raise InputError(f"H.264 needs even frame sizes; got {w}x{h}. Render at an even width and height.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream(codec, rate=int(fps))
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuv444p" if crf == 0 else "yuv420p"
-            stream.options = {"crf": str(int(crf))}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=int(fps))
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv444p" if crf == 0 else "yuv420p"
+        stream.options = {"crf": str(int(crf))}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)

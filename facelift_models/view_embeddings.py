@@ -10,13 +10,12 @@ An official ``clr_embeds.pt`` (GitHub repo, fp16 [6,77,1024]) is used instead wh
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from .atomic_io import atomic_path
 from .errors import WeightsError
 
 VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
@@ -64,15 +63,8 @@ def _text_encoder_signature(folder: Path) -> dict[str, str]:
 def _atomic_save(tensor: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        save_file({CACHE_KEY: tensor.contiguous()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({CACHE_KEY: tensor.contiguous()}, str(tmp), metadata=metadata)
 
 
 def load_official_clr_embeds(path: str | Path) -> torch.Tensor:
