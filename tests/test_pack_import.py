@@ -17,6 +17,7 @@ HEAVY = ("diffusers", "transformers", "huggingface_hub", "gsplat", "plyfile", "s
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "comfy_config", "folder_paths",
                  "nodes", "server", "execution", "latent_preview", "node_helpers", "comfyui_version", "app"}
 
+# Shared with benchmarks/bench_pack_import.py, which reports the load time (timing is never asserted here).
 LOAD_PACK = r"""
 import asyncio, socket, time
 import nodes                      # ComfyUI's own module: loads torch, comfy.*, the core nodes
@@ -53,10 +54,6 @@ def test_pack_loads_through_comfyui_loader(pack_load):
     assert pack_load["ok"], "ComfyUI's load_custom_node reported failure"
     assert "FaceLiftCompositeOnWhite" in pack_load["nodes"]
     assert all(k.startswith("FaceLift") for k in pack_load["nodes"]), pack_load["nodes"]
-
-
-def test_pack_import_is_fast(pack_load):
-    assert pack_load["seconds"] < 1.0, f"loading the pack took {pack_load['seconds']:.2f} s"
 
 
 def test_pack_import_touches_no_gpu_or_network(pack_load):
