@@ -14,6 +14,7 @@ from facelift_models.gslrm import GSLRM, GSLRMConfig, pixel_aligned_image, recon
 from facelift_models.gslrm_checkpoint import load_gslrm, read_state_dict
 from facelift_models.parity.common import run_fixture
 from tests.conftest import reference_dir, sidecars
+from tests.tiny_models import write_gslrm_checkpoint
 
 TINY = GSLRMConfig(d=64, n_layer=2, d_head=32, image_size=16)
 GSLRM_SIDECARS = sidecars("gslrm")
@@ -209,37 +210,11 @@ def test_forward_rejects_bad_inputs(case):
 
 
 # ------------------------------------------------------------------------------ checkpoint loading
-def _official_ckpt(model: GSLRM, path, drop=None, reshape=None, extra=None):
-    """A training checkpoint in the official on-disk layout, with optimizer state and VGG keys."""
-    sd = {k: v.clone() for k, v in model.state_dict().items()}
-    sd["loss_calculator.perceptual_loss_module.net.conv1.weight"] = torch.randn(4, 3, 3, 3)
-    sd["loss_calculator.perceptual_loss_module.net.conv1.bias"] = torch.randn(4)
-    if drop:
-        del sd[drop]
-    if reshape:
-        sd[reshape] = torch.randn(3, 5)
-    if extra:
-        sd[extra] = torch.randn(2)
-    params = [k for k in sd if not k.startswith("loss_calculator.")]
-    ckpt = {
-        "model": sd,
-        "optimizer": {"state": {i: {"step": torch.tensor(21125.0), "exp_avg": torch.zeros_like(sd[k]),
-                                    "exp_avg_sq": torch.zeros_like(sd[k])} for i, k in enumerate(params)},
-                      "param_groups": [{"lr": 4e-4, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.05,
-                                        "amsgrad": False, "params": list(range(len(params)))}]},
-        "lr_scheduler": {"base_lrs": [4e-4], "last_epoch": 21125, "_step_count": 21126},
-        "fwdbwd_pass_step": 21125,
-        "param_update_step": 21125,
-    }
-    torch.save(ckpt, path)
-    return path
-
-
 def test_official_pt_loads_converts_and_reloads_identically(tmp_path, capsys):
     from facelift_models.convert import main as convert_main
 
     m = _tiny_model()
-    pt = _official_ckpt(m, tmp_path / "ckpt_0000000000021125.pt")
+    pt = write_gslrm_checkpoint(m, tmp_path / "ckpt_0000000000021125.pt")
     loaded = load_gslrm(pt, config=TINY)
     assert loaded.config == TINY
     assert not any(k.startswith("loss_calculator.") for k in loaded.state_dict())
@@ -256,7 +231,7 @@ def test_official_pt_loads_converts_and_reloads_identically(tmp_path, capsys):
     out = tmp_path / "gslrm.safetensors"
     # d_head 32 cannot be inferred from the .pt, so convert a model whose d_head is the official 64
     m64 = _tiny_model(config=GSLRMConfig(d=64, n_layer=2))
-    pt64 = _official_ckpt(m64, tmp_path / "ckpt64.pt")
+    pt64 = write_gslrm_checkpoint(m64, tmp_path / "ckpt64.pt")
     assert convert_main([str(pt64), "-o", str(out), "--probe-size", "16"]) == 0
     printed = capsys.readouterr().out
     assert "identical" in printed and "wrote" in printed
@@ -277,7 +252,7 @@ def test_convert_fp16_is_half_size_and_upcast_on_load(tmp_path):
     from facelift_models.convert import convert
 
     m = _tiny_model(config=GSLRMConfig(d=64, n_layer=2))
-    pt = _official_ckpt(m, tmp_path / "c.pt")
+    pt = write_gslrm_checkpoint(m, tmp_path / "c.pt")
     out = convert(pt, tmp_path / "g16.safetensors", dtype="fp16", probe_size=16, log=lambda *_: None)
     with safe_open(str(out), "pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
@@ -291,7 +266,7 @@ def test_convert_failed_verification_writes_nothing(tmp_path, monkeypatch):
     import facelift_models.convert as conv
 
     m = _tiny_model(config=GSLRMConfig(d=64, n_layer=1))
-    pt = _official_ckpt(m, tmp_path / "c.pt")
+    pt = write_gslrm_checkpoint(m, tmp_path / "c.pt")
     out = tmp_path / "out.safetensors"
     out.write_bytes(b"previous")
     monkeypatch.setitem(conv.FP16_TOLERANCE, "atol", 0.0)
@@ -308,7 +283,7 @@ def test_mismatched_checkpoint_is_a_readable_error(tmp_path, problem):
     key = "transformer_layers.1.attn.fc.weight"
     kwargs = {"missing": {"drop": key}, "wrong_shape": {"reshape": key},
               "unexpected": {"extra": "transformer_layers.0.attn.extra_scale"}}[problem]
-    pt = _official_ckpt(m, tmp_path / "bad.pt", **kwargs)
+    pt = write_gslrm_checkpoint(m, tmp_path / "bad.pt", **kwargs)
     with pytest.raises(WeightsError) as err:
         load_gslrm(pt, config=TINY)
     msg = str(err.value)
@@ -323,7 +298,7 @@ def test_mismatched_checkpoint_is_a_readable_error(tmp_path, problem):
 
 def test_truncated_and_foreign_files_are_readable_errors(tmp_path):
     m = _tiny_model()
-    pt = _official_ckpt(m, tmp_path / "full.pt")
+    pt = write_gslrm_checkpoint(m, tmp_path / "full.pt")
     data = pt.read_bytes()
     cases = {
         "truncated.pt": data[: len(data) // 2],
@@ -369,7 +344,7 @@ class SchedulerState:
 
 def test_foreign_objects_need_explicit_trust(tmp_path):
     m = _tiny_model()
-    p = _official_ckpt(m, tmp_path / "odd.pt")
+    p = write_gslrm_checkpoint(m, tmp_path / "odd.pt")
     ckpt = torch.load(p, weights_only=True)
     ckpt["lr_scheduler"]["state"] = SchedulerState(3)
     torch.save(ckpt, p)

@@ -16,7 +16,7 @@ from facelift_models.mv_pipeline import (SCHEDULERS, MVDiffusionConfig, decode_l
                                          prepare_input_image, sample_views, tile_views)
 from facelift_models.view_embeddings import CACHE_FILENAME
 from tests.conftest import sidecars
-from tests.mv_tiny_folder import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_pipeline
+from tests.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
 from tests.test_mv_unet import run_parity
 
 FAST = MVDiffusionConfig(num_inference_steps=2)
@@ -31,7 +31,7 @@ def test_parity_mv_pipeline(sidecar):
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    return write_tiny_pipeline(tmp_path_factory.mktemp("mv") / "pipeckpts")
+    return write_tiny_mv_pipeline(tmp_path_factory.mktemp("mv") / "pipeckpts")
 
 
 @pytest.fixture(scope="module")

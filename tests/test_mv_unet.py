@@ -16,7 +16,7 @@ from facelift_models.mv_attention import (MultiViewAttnProcessor, assert_mv_atte
                                           mv_attention_state)
 from facelift_models.mv_unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
 from tests.conftest import REPO, reference_dir, sidecars
-from tests.mv_tiny_folder import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
+from tests.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
 
 
 def run_parity(sidecar: Path) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import torch
 
 from facelift_models import view_embeddings as ve
 from facelift_models.errors import WeightsError
-from tests.mv_tiny_folder import tiny_text_encoder, write_tiny_tokenizer
+from tests.tiny_models import tiny_text_encoder, write_tiny_tokenizer
 
 
 @pytest.fixture()
