@@ -36,7 +36,6 @@ def _preview(g, prefix_dir: str):
     from PIL import Image
 
     from ..facelift_models import cameras as cams_mod
-    model_cache.isolate_numba_cache()
     from ..facelift_models.render import render
 
     out = render(g, cams_mod.orbit(width=PREVIEW_SIZE))

@@ -450,35 +450,6 @@ def add_routes() -> None:
     _routes_added = True
 
 
-def isolate_numba_cache() -> None:
-    """Give numba's on-disk kernel cache a folder of its own for this import name of the pack.
-
-    numba's cache stores the defining module's *import name*; the same source file imported as
-    ``facelift_models...`` (scripts, tests) and as ``<pack folder>.facelift_models...`` (ComfyUI) would otherwise
-    share one cache file and fail to load each other's entries ("No module named ..."). Must run before the
-    numba render backend is first imported; an explicit NUMBA_CACHE_DIR wins.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    try:
-        import numba
-    except Exception:
-        return
-    import hashlib
-    import tempfile
-
-    tag = hashlib.sha1(__name__.encode()).hexdigest()[:10]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    for root in (base, Path(tempfile.gettempdir())):
-        d = root / "comfyui-facelift" / f"numba-{tag}"
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        numba.config.CACHE_DIR = str(d)
-        return
-
-
 def soft_empty_cache() -> None:
     """Give cached-but-unused GPU memory back (ComfyUI's helper; no-op on the CPU / outside ComfyUI)."""
     try:

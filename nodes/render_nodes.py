@@ -78,7 +78,6 @@ class FaceLiftRender(io.ComfyNode):
                 azimuth: float = 0.0, elevation: float = 0.0, radius: float = 2.7, fov: float = 50.0,
                 background: str = "white", cameras=None) -> io.NodeOutput:
         from ..facelift_models.errors import InputError
-        model_cache.isolate_numba_cache()
         from ..facelift_models.render import render
 
         if not isinstance(gaussians, GaussianHeads):

@@ -318,3 +318,38 @@ def test_numba_backend_pair_budget_bands_give_the_same_image():
     for a, b in zip(whole, banded):
         assert np.array_equal(a, b)
     assert whole[1].min() < 0.5
+
+
+_KERNEL_UNDER_IMPORT_NAME = """
+import importlib, sys, types
+repo, alias = sys.argv[1], sys.argv[2]
+if alias:  # the pack's folder as a package of another name, as ComfyUI imports custom nodes
+    pack = types.ModuleType(alias)
+    pack.__path__ = [repo]
+    sys.modules[alias] = pack
+    name = alias + ".facelift_models.render.numba_cpu"
+else:
+    sys.path.insert(0, repo)
+    name = "facelift_models.render.numba_cpu"
+print(importlib.import_module(name)._tile_range(5.0, 5.0, 3.0, 3.0, 4, 4))
+"""
+
+
+@pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba not installed")
+def test_numba_disk_cache_works_under_two_import_names(tmp_path):
+    """One source file, imported as facelift_models.* and as <pack>.facelift_models.* (ComfyUI), sharing one
+    NUMBA_CACHE_DIR: neither may pick up the other's cached kernels ("No module named ...")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    for alias in ("facelift_pack_alias", "", "facelift_pack_alias", ""):  # compile, compile, then cache hits
+        proc = subprocess.run([sys.executable, "-c", _KERNEL_UNDER_IMPORT_NAME, repo, alias], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout.strip() == "(0, 1, 0, 1)", (alias, proc.stderr[-2000:])
+    folders = [p for p in (tmp_path / "numba").iterdir() if any(p.rglob("*.nbi"))]
+    assert len(folders) == 2, folders  # one cache per import name

@@ -4,12 +4,18 @@ Per camera: a parallel projection kernel, a counting-sort binning of the depth-s
 16x16 tiles, then a rasteriser that is parallel over tiles and, inside a tile, walks the Gaussians front to
 back and touches only the pixels of each Gaussian's opacity-aware box (gsplat CUDA's radius convention,
 min(3.33, sqrt(2 ln(255 o))) sigmas: outside it alpha < 1/255 anyway, so the image is the untiled one). Locals are float64; inputs and outputs float32.
-Compilation happens on first use (cached on disk by numba, a few seconds once).
+Compilation happens on first use (cached on disk by numba, a few seconds once), in a cache folder of this
+module's own import name (see ``_kernel``).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numba as nb
 import numpy as np
@@ -23,7 +29,48 @@ from .reference import row_bands
 TILE = 16
 
 
-@nb.njit(parallel=True, cache=True)
+@functools.lru_cache(maxsize=None)
+def kernel_cache_dir() -> str | None:
+    """A writable folder for numba's on-disk cache of these kernels, keyed by this module's import name.
+
+    numba names its cache files after the source file alone but rebuilds a cached kernel by importing the
+    module name stored inside; the same file imported as ``facelift_models.render.numba_cpu`` (tests, scripts)
+    and as ``<pack>.facelift_models.render.numba_cpu`` (inside ComfyUI) would share entries and fail to load
+    each other's ("No module named ..."). Under ``$NUMBA_CACHE_DIR`` when set, else next to this file, else in
+    the user's cache or temp folder; None (no disk cache) when none of them is writable.
+    """
+    key = "facelift-numba-" + hashlib.sha1(__name__.encode()).hexdigest()[:12]
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    bases = [Path(nb.config.CACHE_DIR)] if nb.config.CACHE_DIR else []
+    bases += [Path(__file__).parent / "__pycache__", user_cache, Path(tempfile.gettempdir())]
+    for base in bases:
+        folder = base / key
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()  # numba's own writability test
+        except OSError:
+            continue
+        return str(folder)
+    return None
+
+
+def _kernel(**options):
+    """``nb.njit`` with the on-disk cache in ``kernel_cache_dir()`` (numba reads its CACHE_DIR setting when a
+    function is decorated; it is set only for that moment, so other numba users keep theirs)."""
+    def decorate(fn):
+        folder = kernel_cache_dir()
+        if folder is None:
+            return nb.njit(cache=False, **options)(fn)
+        saved = nb.config.CACHE_DIR
+        nb.config.CACHE_DIR = folder
+        try:
+            return nb.njit(cache=True, **options)(fn)
+        finally:
+            nb.config.CACHE_DIR = saved
+    return decorate
+
+
+@_kernel(parallel=True)
 def _activate(xyz, f_dc, log_scales, quats_raw, opacity_logits, quats, scales, opac, colors):
     """Raw Gaussians -> unit quaternions, exp scales, sigmoid opacities, clamp_min(0.5 + C0 f_dc, 0)."""
     for i in nb.prange(xyz.shape[0]):
@@ -39,7 +86,7 @@ def _activate(xyz, f_dc, log_scales, quats_raw, opacity_logits, quats, scales, o
         opac[i] = 1.0 / (1.0 + math.exp(-np.float64(opacity_logits[i])))
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel(parallel=True)
 def _project(means, quats, scales, opac, R, t, fx, fy, cx, cy, W, H, near, far, eps2d, m2d, conic, depth, radii):
     n = means.shape[0]
     tan_fovx, tan_fovy = 0.5 * W / fx, 0.5 * H / fy
@@ -113,7 +160,7 @@ def _project(means, quats, scales, opac, R, t, fx, fy, cx, cy, W, H, near, far, 
         radii[i, 1] = int(ry)
 
 
-@nb.njit(cache=True)
+@_kernel()
 def _tile_range(mx, my, rx, ry, tw, th):
     x0 = min(max(int(math.floor((mx - rx) / TILE)), 0), tw)
     x1 = min(max(int(math.ceil((mx + rx) / TILE)), 0), tw)
@@ -122,7 +169,7 @@ def _tile_range(mx, my, rx, ry, tw, th):
     return x0, x1, y0, y1
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel(parallel=True)
 def _bin(m2d, radii, tw, th, nchunks, r0, r1):
     """Parallel stable counting sort of (tile, Gaussian) pairs for the tile rows [r0, r1). The Gaussians
     are already front to back; they are cut into ``nchunks`` consecutive pieces, each counted and then
@@ -159,7 +206,7 @@ def _bin(m2d, radii, tw, th, nchunks, r0, r1):
     return offsets, lst
 
 
-@nb.njit(cache=True)
+@_kernel()
 def _row_pairs(m2d, radii, tw, th):
     """Number of (tile, Gaussian) pairs in each tile row."""
     rows = np.zeros(th, np.int64)
@@ -170,7 +217,7 @@ def _row_pairs(m2d, radii, tw, th):
     return rows
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel(parallel=True)
 def _raster(tiles, offsets, lst, m2d, conic, radii, opac, colors, depth, W, H, tw,
             out_color, out_T, out_depth, want_depth):
     D = colors.shape[1]
