@@ -150,6 +150,20 @@ def read_json(path: Path) -> dict:
         raise WeightsError(f"{path} cannot be read as JSON ({e}). Re-download it from {HF_REPO}.") from None
 
 
+def clip_image_processor_class():
+    """The PIL-based CLIP image processor the official pipeline ran with.
+
+    transformers 5 made ``CLIPImageProcessor`` a torchvision-based processor whose resize differs slightly and
+    moved the PIL one to ``CLIPImageProcessorPil``; the conditioning must stay on the official (PIL) numerics.
+    """
+    try:
+        from transformers import CLIPImageProcessorPil  # transformers >= 5
+        return CLIPImageProcessorPil
+    except ImportError:
+        from transformers import CLIPImageProcessor  # transformers 4: the PIL-based one
+        return CLIPImageProcessor
+
+
 def load_mv_diffusion(folder: str | Path, device: str | torch.device | None = None,
                       dtype: str | torch.dtype | None = "auto", clr_embeds_path: str | Path | None = None,
                       attention: MVAttentionMode = "sparse") -> MVDiffusionModel:
@@ -163,7 +177,7 @@ def load_mv_diffusion(folder: str | Path, device: str | torch.device | None = No
     """
     from diffusers import AutoencoderKL
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
     from .view_embeddings import get_view_embeddings
 
@@ -187,7 +201,7 @@ def load_mv_diffusion(folder: str | Path, device: str | torch.device | None = No
                           lambda: CLIPVisionModelWithProjection.from_pretrained(str(folder / "image_encoder"),
                                                                                 **transformers_dtype(dtype)))
     feature_extractor = _load("CLIP image processor", folder / "feature_extractor",
-                              lambda: CLIPImageProcessor.from_pretrained(str(folder / "feature_extractor")))
+                              lambda: clip_image_processor_class().from_pretrained(str(folder / "feature_extractor")))
     normalizer = _load("image normalizer", folder / "image_normalizer",
                        lambda: StableUnCLIPImageNormalizer.from_pretrained(str(folder / "image_normalizer"),
                                                                              low_cpu_mem_usage=False))

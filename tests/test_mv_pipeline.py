@@ -194,3 +194,13 @@ def test_reduced_precision_components(tiny_folder):
     assert res.images.dtype == torch.float32 and torch.isfinite(res.images).all()
     with pytest.raises(InputError, match="fp16 is not supported on the CPU"):
         load_mv_diffusion(tiny_folder, device="cpu", dtype="fp16")
+
+
+def test_clip_preprocessing_is_the_pil_processor():
+    """The official conditioning used the PIL-based CLIP processor; transformers 5's default one is torchvision-based
+    and resizes differently (it moved the PIL one to CLIPImageProcessorPil): we must pick the PIL one on both."""
+    from facelift_models.mv_components import clip_image_processor_class
+
+    cls = clip_image_processor_class()
+    names = [c.__name__ for c in cls.__mro__]
+    assert not any("Fast" in n or "Torchvision" in n for n in names), names

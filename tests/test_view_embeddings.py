@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -53,6 +54,10 @@ def test_cache_written_once_and_reused(text_folder, monkeypatch):
 
 def test_cache_invalidated_when_text_encoder_files_change(text_folder, monkeypatch):
     ve.get_view_embeddings(text_folder)
+    vocab_file = text_folder / "tokenizer" / "vocab.json"
+    vocab = json.loads(vocab_file.read_text())
+    vocab["on"] = len(vocab)  # a new merge needs its token in the vocabulary (transformers 5 checks)
+    vocab_file.write_text(json.dumps(vocab))
     with open(text_folder / "tokenizer" / "merges.txt", "a") as f:
         f.write("o n\n")
     calls = []

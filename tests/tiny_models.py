@@ -101,13 +101,22 @@ GSLRM_TINY = dict(d=64, n_layer=1, d_head=64, patch_size=8)
 
 
 # -------------------------------------------------------------------------------------- multi-view parts
+def _byte_level_alphabet() -> list[str]:
+    """The 256 printable characters byte-level BPE (GPT-2/CLIP) uses for the bytes 0..255, in byte order.
+
+    Printable Latin-1 bytes stand for themselves; the others are shifted to code points 256 and up. Written here
+    because transformers 5 no longer exports its helper for it.
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(shifted)) for b in range(256)]
+
+
 def write_tiny_tokenizer(folder: Path) -> None:
     """A CLIP BPE tokenizer with a byte-level vocab (514 entries) and a few merges; needs no network."""
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    chars = list(bytes_to_unicode().values())
+    chars = _byte_level_alphabet()
     vocab = {}
     for c in chars:
         vocab[c] = len(vocab)

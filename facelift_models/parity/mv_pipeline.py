@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from ..mv_components import assemble_mv_diffusion
+from ..mv_components import assemble_mv_diffusion, clip_image_processor_class
 from ..mv_sampler import MVDiffusionConfig, sample_views
 from .common import Fixture, ParityError, Report
 from .mv_unet import build_unet_from_fixture
@@ -56,7 +56,7 @@ def build_components(fixture: Fixture):
     """The tiny components of the sidecar, fp32 on CPU, assembled as an MVDiffusionModel."""
     from diffusers import AutoencoderKL
     from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     meta = fixture.meta
     comps = meta.get("components")
@@ -81,7 +81,7 @@ def build_components(fixture: Fixture):
     image_encoder = CLIPVisionModelWithProjection(enc_cfg)
     _load_component(image_encoder, _weights(fixture, comps["image_encoder"], "image_encoder"), "image_encoder")
 
-    feature_extractor = CLIPImageProcessor.from_dict(comps["feature_extractor"]["config"])
+    feature_extractor = clip_image_processor_class().from_dict(comps["feature_extractor"]["config"])
 
     normalizer = StableUnCLIPImageNormalizer.from_config(comps["image_normalizer"]["config"])
     _load_component(normalizer, _weights(fixture, comps["image_normalizer"], "image_normalizer"),
