@@ -603,6 +603,20 @@ def chromium_path() -> str | None:
     return None
 
 
+def require_browser() -> None:
+    """Skip the calling test, with the reason, when Playwright or Chromium is missing (never downloads a browser)."""
+    import pytest
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed and could not be installed (scripts/setup_browser.sh installs "
+                    "Debian's chromium with apt-get as root); set FACELIFT_CHROMIUM to a Chromium executable to "
+                    "run this test")
+
+
 # Console errors that come from this sandboxed, offline set-up rather than from a workflow or a node pack:
 # the frontend reaching api.comfy.org (blocked by the Content-Security-Policy that --disable-api-nodes sets) and
 # 404s for optional per-user files of a fresh user folder.

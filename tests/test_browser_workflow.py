@@ -17,16 +17,6 @@ DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _require_browser() -> None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
-    if comfy_host.chromium_path() is None:
-        pytest.skip("Chromium is not installed and could not be installed (scripts/setup_browser.sh needs root "
-                    "and apt-get); set FACELIFT_CHROMIUM to a Chromium executable to run this test")
-
-
 def _ensure_input_image(server, name: str) -> None:
     """LoadImage's widget names a file of the input folder; without it the frontend logs 404s."""
     dest = server.input_dir / name
@@ -41,7 +31,7 @@ def _ensure_input_image(server, name: str) -> None:
 
 @pytest.mark.browser
 def test_composite_workflow_loads_in_graph_editor(comfy_server):
-    _require_browser()
+    comfy_host.require_browser()
     workflow = json.loads((DATA / "composite_ui_workflow.json").read_text())
     for node in workflow["nodes"]:
         if node["type"] == "LoadImage":
@@ -61,7 +51,7 @@ def test_composite_workflow_loads_in_graph_editor(comfy_server):
 @pytest.mark.browser
 def test_browser_reports_missing_node_types(comfy_server):
     # The check must be able to fail: an unknown node type is reported, not silently dropped.
-    _require_browser()
+    comfy_host.require_browser()
     workflow = json.loads((DATA / "composite_ui_workflow.json").read_text())
     workflow["nodes"][1]["type"] = "FaceLiftNoSuchNode"
     result = comfy_host.load_workflow_in_browser(comfy_server.url, workflow)

@@ -53,16 +53,6 @@ def test_templates_are_served(comfy):
         assert served == json.loads((EXAMPLES / ui_name).read_text())
 
 
-def _require_browser() -> None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
-    if comfy_host.chromium_path() is None:
-        pytest.skip("Chromium is not installed (scripts/setup_browser.sh installs Debian's chromium as root); set "
-                    "FACELIFT_CHROMIUM to a Chromium executable to run this test")
-
-
 def _ensure_inputs(server, client, workflow: dict) -> None:
     """LoadImage widgets name files of the input folder; without them the frontend logs 404s."""
     for node in workflow["nodes"]:
@@ -80,7 +70,7 @@ def _ensure_inputs(server, client, workflow: dict) -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize("ui_name", UI_FILES)
 def test_ui_workflow_loads_in_graph_editor(ui_name, comfy_server, comfy, comfy_models_dir):
-    _require_browser()
+    comfy_host.require_browser()
     H.ensure_tiny_models(comfy_models_dir)  # so the loader's dropdown values exist, as on a set-up machine
     workflow = json.loads((WORKFLOWS / ui_name).read_text())
     _ensure_inputs(comfy_server, comfy, workflow)
