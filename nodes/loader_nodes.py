@@ -28,7 +28,7 @@ def _download_missing(accept_licence: bool) -> str:
         raise WeightsError(
             "FaceLift Load Models: 'download_missing' is on but 'accept_licence' is off. The FaceLift weights "
             f"are not part of this node pack. {LICENCE_SHORT} Switch 'accept_licence' on to agree to that licence "
-            "and download them, or download them yourself (see docs/weights.md).")
+            "and download them, or download them yourself (see docs/models.md).")
     from ..facelift_models.download import download_weights
 
     store = ModelStore.resolve(comfy_folders=[str(r) for r in model_cache.search_roots()])

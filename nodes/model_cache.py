@@ -52,9 +52,11 @@ def register_folder() -> None:
 def search_roots() -> list[Path]:
     """Every folder searched for FaceLift weights, in priority order.
 
-    Inside ComfyUI: ``folder_paths.get_folder_paths("facelift")``. Outside: ``$FACELIFT_MODELS_DIR`` if set.
+    ``$FACELIFT_MODELS_DIR`` first when set (the same order as ``facelift_models.store.resolve_models_dir``),
+    then ComfyUI's ``folder_paths.get_folder_paths("facelift")`` (``models/facelift`` + extra_model_paths.yaml).
     """
-    roots: list[Path] = []
+    env = os.environ.get("FACELIFT_MODELS_DIR")
+    roots: list[Path] = [Path(env)] if env else []
     try:
         import folder_paths
 
@@ -62,9 +64,6 @@ def search_roots() -> list[Path]:
         roots += [Path(p) for p in folder_paths.get_folder_paths(FOLDER_KEY)]
     except ImportError:
         pass
-    env = os.environ.get("FACELIFT_MODELS_DIR")
-    if env:
-        roots.append(Path(env))
     seen, out = set(), []
     for r in roots:
         key = os.path.normcase(os.path.abspath(r))
