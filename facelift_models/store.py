@@ -67,6 +67,13 @@ PURPOSE_TEXT = {
 # Sources
 HF = "hf"  # downloaded from wlyu/OpenFaceLift
 MTCNN = "mtcnn"  # copied out of the facenet-pytorch wheel
+# The MTCNN weight files of facenet-pytorch 2.6.0 (MIT) and their SHA-256; the single source for the store and
+# facelift_models.mtcnn (kept here because this module must stay free of torch).
+MTCNN_SHA256 = {
+    "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    "onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+}
 DERIVED = "derived"  # written by this pack (conversion, cached embeddings)
 GITHUB = "github"  # optional file from the official GitHub repository, placed by the user
 
@@ -144,13 +151,12 @@ REGISTRY: tuple[WeightFile, ...] = (
     WeightFile("gslrm.fp32", "gslrm/gslrm_inference_fp32.safetensors", RECONSTRUCTION, DERIVED,
                note="written by `python -m facelift_models.convert --dtype fp32`"),
     # --- MTCNN (facenet-pytorch 2.6.0, MIT) --------------------------------------------------------------------
-    # (same values as facelift_models.mtcnn.WEIGHTS_SHA256; repeated here so this module needs no torch)
     WeightFile("mtcnn.pnet", "mtcnn/pnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
-               sha256="a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f"),
+               sha256=MTCNN_SHA256["pnet.pt"]),
     WeightFile("mtcnn.rnet", "mtcnn/rnet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
-               sha256="bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86"),
+               sha256=MTCNN_SHA256["rnet.pt"]),
     WeightFile("mtcnn.onet", "mtcnn/onet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
-               sha256="165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d"),
+               sha256=MTCNN_SHA256["onet.pt"]),
 )
 
 

@@ -35,7 +35,7 @@ def _copy_weights(src, dst):
 def test_weight_files_are_plain_state_dicts_with_known_hashes(weights_dir):
     model = M.MTCNN()
     for name, net in (("pnet.pt", model.pnet), ("rnet.pt", model.rnet), ("onet.pt", model.onet)):
-        assert M.sha256_file(weights_dir / name) == M.WEIGHTS_SHA256[name]
+        assert M.sha256_of(weights_dir / name) == M.WEIGHTS_SHA256[name]
         sd = torch.load(weights_dir / name, weights_only=True)
         assert set(sd) == set(net.state_dict()), name
 
@@ -243,7 +243,7 @@ def test_fetch_script_downloads_and_verifies(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Downloading facenet-pytorch 2.6.0" in proc.stderr  # announced before downloading
     dest = tmp_path / "mtcnn"
-    assert all(M.sha256_file(dest / n) == M.WEIGHTS_SHA256[n] for n in M.WEIGHT_FILES)
+    assert all(M.sha256_of(dest / n) == M.WEIGHTS_SHA256[n] for n in M.WEIGHT_FILES)
     assert not list(dest.glob(".*.part"))
     again = subprocess.run([sys.executable, str(script), "--dest", str(dest)], capture_output=True, text=True)
     assert again.returncode == 0 and "Downloading" not in again.stderr

@@ -24,7 +24,8 @@ import torch
 from ..errors import FaceLiftError, NoFaceError
 from ..face_crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
 from ..mtcnn import (ENV_MTCNN_DIR, WEIGHT_FILES, MTCNNConfig, default_search_dirs, download_mtcnn_weights,
-                     find_mtcnn_weights, load_mtcnn, sha256_file)
+                     find_mtcnn_weights, load_mtcnn)
+from ..store import sha256_of
 from .common import Fixture, Line, ParityError, Report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def run(fixture: Fixture, report: Report) -> None:
     wdir = resolve_weights_dir(fixture)
     expected_sha = {Path(k).name: v for k, v in (meta.get("weights_sha256") or {}).items()}
     for name, digest in sorted(expected_sha.items()):
-        report.value(f"weights_sha256:{name}", sha256_file(wdir / name), digest)
+        report.value(f"weights_sha256:{name}", sha256_of(wdir / name), digest)
     # Hashes the sidecar vouches for were just checked; otherwise the module's known hashes are.
     detector = load_mtcnn(wdir, "cpu", det_cfg, verify=not expected_sha)
 
