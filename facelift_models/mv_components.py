@@ -11,7 +11,6 @@ embeddings (:mod:`facelift_models.view_embeddings`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 
 from .errors import InputError, WeightsError
 from .mv_attention import MVAttentionMode
-from .mv_unet import UNET_WEIGHTS_NAME, load_mv_unet
+from .mv_unet import UNET_WEIGHTS_NAME, load_mv_unet, read_json
 
 # subfolder -> files it must hold for sampling (text_encoder/tokenizer are only needed for the embeddings)
 REQUIRED_FILES = {
@@ -141,13 +140,6 @@ def _load(what: str, path: Path, fn):
     except Exception as e:
         raise WeightsError(f"The {what} in {path} cannot be loaded ({type(e).__name__}: {e}). Re-download that "
                            f"folder of {HF_REPO}.") from None
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{path} cannot be read as JSON ({e}). Re-download it from {HF_REPO}.") from None
 
 
 def clip_image_processor_class():

@@ -31,6 +31,15 @@ UNET_WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 DEFAULT_NUM_VIEWS = 6
 
 
+def read_json(path: Path, what: str = "file") -> dict:
+    """A JSON file of the weights folder; unreadable or invalid JSON becomes a WeightsError naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"The {what} {path} cannot be read as JSON ({e}). Re-download it from "
+                           "wlyu/OpenFaceLift.") from None
+
+
 @dataclass
 class MVUNetConfig:
     """A stock UNet2DConditionModel config plus the multi-view settings taken out of the official config."""
@@ -59,11 +68,7 @@ class MVUNetConfig:
         if not path.is_file():
             raise WeightsError(f"The multi-view UNet config {path} is missing. Point the loader at the "
                                "'mvdiffusion/pipeckpts' folder of wlyu/OpenFaceLift (it holds unet/config.json).")
-        try:
-            config = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise WeightsError(f"The multi-view UNet config {path} cannot be read as JSON ({e}). Re-download "
-                               "it from wlyu/OpenFaceLift.") from None
+        config = read_json(path, "multi-view UNet config")
         cfg = cls.from_official(config, attention=attention)
         cfg.validate(source=str(path))
         return cfg
