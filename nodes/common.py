@@ -25,3 +25,32 @@ def progress_bar(total: int):
     import comfy.utils
 
     return comfy.utils.ProgressBar(total)
+
+
+def foreground_alpha(mask, batch: int, height: int, width: int, mask_is_foreground: bool, node: str):
+    """Foreground alpha [B, H, W] in 0..1 from a ComfyUI MASK ([H, W] or [B, H, W], any size).
+
+    ComfyUI's Load Image MASK is 1 - alpha (1 = background); ``mask_is_foreground`` takes segmentation-style
+    masks (1 = subject). ``node`` names the node in the error messages.
+    """
+    import torch
+
+    from ..facelift_models.errors import InputError
+
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise InputError(
+            f"{node}: the mask has shape {tuple(mask.shape)}; a ComfyUI MASK is [height, width] or "
+            "[batch, height, width]. Connect a MASK output (e.g. from Load Image).")
+    if mask.shape[0] not in (1, batch):
+        raise InputError(
+            f"{node}: the mask batch has {mask.shape[0]} masks but the image batch has {batch} images. Give one "
+            "mask for all images or exactly one mask per image.")
+    mask = mask.to(dtype=torch.float32)
+    if mask.shape[1:] != (height, width):
+        mask = torch.nn.functional.interpolate(mask.unsqueeze(1), size=(height, width), mode="bilinear",
+                                               align_corners=False).squeeze(1)
+    mask = mask.clamp(0.0, 1.0)
+    alpha = mask if mask_is_foreground else 1.0 - mask
+    return alpha.expand(batch, height, width)

@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from . import model_cache
-from .common import CATEGORY, check_interrupted, progress_bar
+from .common import CATEGORY, check_interrupted, foreground_alpha, progress_bar
 
 FACE_CHOICES = ["largest", "2nd largest", "3rd largest", "4th largest"]
 
@@ -95,23 +95,12 @@ class FaceLiftFaceCrop(io.ComfyNode):
             raise InputError(f"FaceLift Face Crop: the image has shape {tuple(image.shape)}; a ComfyUI IMAGE is "
                              "[batch, height, width, channels]. Connect an IMAGE output (e.g. Load Image).")
         batch = image.shape[0]
-        masks = None
-        if mask is not None:
-            m = mask if mask.ndim == 3 else mask[None]
-            if m.shape[0] not in (1, batch):
-                raise InputError(f"FaceLift Face Crop: {m.shape[0]} masks for {batch} images; give one mask for "
-                                 "all images or one per image.")
-            m = m.float().clamp(0, 1)
-            h, w = int(image.shape[1]), int(image.shape[2])
-            if tuple(m.shape[1:]) != (h, w):
-                # Load Image gives a 64x64 all-zero mask for photos without alpha: that means "no mask".
-                if not mask_is_foreground and not bool(m.any()):
-                    m = None
-                else:
-                    m = torch.nn.functional.interpolate(m[:, None], size=(h, w), mode="bilinear",
-                                                        align_corners=False)[:, 0].clamp(0, 1)
-            if m is not None:
-                masks = m if mask_is_foreground else 1.0 - m
+        h, w = int(image.shape[1]), int(image.shape[2])
+        # Load Image gives a 64x64 all-zero mask for photos without alpha: that means "no mask".
+        placeholder = (mask is not None and not mask_is_foreground and tuple(mask.shape[-2:]) != (h, w)
+                       and not bool(mask.any()))
+        masks = None if mask is None or placeholder else \
+            foreground_alpha(mask, batch, h, w, mask_is_foreground, "FaceLift Face Crop")
         cfg = FaceCropConfig(prob_threshold=float(threshold), face_index=FACE_CHOICES.index(face),
                              skip_detection=bool(skip_detection), remove_background=bool(remove_background))
         det = None if skip_detection else detector("cpu")
@@ -119,7 +108,7 @@ class FaceLiftFaceCrop(io.ComfyNode):
         images, out_masks, infos = [], [], []
         for i in range(batch):
             check_interrupted()
-            mi = None if masks is None else masks[i if masks.shape[0] > 1 else 0].cpu().numpy()
+            mi = None if masks is None else masks[i].cpu().numpy()
             res = crop_face(image[i].cpu().numpy(), mi, detector=det, config=cfg)
             images.append(torch.from_numpy(res.image.astype("float32") / 255.0))
             out_masks.append(torch.from_numpy(res.mask.astype("float32")))

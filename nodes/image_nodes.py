@@ -6,28 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ..facelift_models.errors import InputError
-from .common import CATEGORY, check_interrupted, progress_bar
-
-
-def _alpha_from_mask(mask: torch.Tensor, batch: int, height: int, width: int, mask_is_foreground: bool):
-    """Foreground alpha [B, H, W] in 0..1 from a ComfyUI MASK ([H, W] or [B, H, W]) of any size."""
-    if mask.ndim == 2:
-        mask = mask.unsqueeze(0)
-    if mask.ndim != 3:
-        raise InputError(
-            f"FaceLift Composite on White: the mask has shape {tuple(mask.shape)}; a ComfyUI MASK is "
-            "[height, width] or [batch, height, width]. Connect a MASK output (e.g. from Load Image).")
-    if mask.shape[0] not in (1, batch):
-        raise InputError(
-            f"FaceLift Composite on White: the mask batch has {mask.shape[0]} masks but the image batch has "
-            f"{batch} images. Give one mask for all images or exactly one mask per image.")
-    mask = mask.to(dtype=torch.float32)
-    if mask.shape[1:] != (height, width):
-        mask = torch.nn.functional.interpolate(mask.unsqueeze(1), size=(height, width), mode="bilinear",
-                                               align_corners=False).squeeze(1)
-    mask = mask.clamp(0.0, 1.0)
-    alpha = mask if mask_is_foreground else 1.0 - mask
-    return alpha.expand(batch, height, width)
+from .common import CATEGORY, check_interrupted, foreground_alpha, progress_bar
 
 
 class FaceLiftCompositeOnWhite(io.ComfyNode):
@@ -68,7 +47,8 @@ class FaceLiftCompositeOnWhite(io.ComfyNode):
                 "[batch, height, width, 3 or 4 channels]. Connect an IMAGE output (e.g. from Load Image).")
         batch, height, width, channels = image.shape
         if mask is not None:
-            alpha = _alpha_from_mask(mask.to(image.device), batch, height, width, mask_is_foreground)
+            alpha = foreground_alpha(mask.to(image.device), batch, height, width, mask_is_foreground,
+                                     "FaceLift Composite on White")
         elif channels == 4:
             alpha = image[..., 3].float().clamp(0.0, 1.0)
         else:

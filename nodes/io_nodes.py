@@ -7,7 +7,6 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from . import model_cache
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 
