@@ -13,7 +13,6 @@ NMS (no +1) after P-Net and R-Net, +1-width box regression, and the numpy "Min" 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -31,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import InputError, WeightsError
-from .store import MTCNN_SHA256, sha256_of
+from .store import MTCNN_SHA256, facenet_pytorch_data_dir, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -418,21 +417,6 @@ class MTCNN(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- weights
-def facenet_pytorch_data_dir() -> Path | None:
-    """``facenet_pytorch/data`` of an installed facenet-pytorch, located without importing the package."""
-    try:
-        spec = importlib.util.find_spec("facenet_pytorch")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        d = Path(loc) / "data"
-        if d.is_dir():
-            return d
-    return None
-
-
 def default_search_dirs() -> list[Path]:
     """Folders named by the environment: ``$FACELIFT_MTCNN_DIR``, then ``$FACELIFT_MODELS_DIR/mtcnn``."""
     dirs = []
@@ -479,8 +463,8 @@ HOW_TO_GET_WEIGHTS = (
 def missing_weights_error(searched: Sequence[Path | str]) -> WeightsError:
     """The user-facing error when :func:`find_mtcnn_weights` found nothing."""
     where = [str(Path(d).expanduser()) for d in searched]
-    where.append("an installed facenet_pytorch package (" + ("not installed" if facenet_pytorch_data_dir() is None
-                                                           else str(facenet_pytorch_data_dir())) + ")")
+    pkg = facenet_pytorch_data_dir()
+    where.append(f"an installed facenet_pytorch package ({pkg if pkg else 'not installed, or without its data files'})")
     return WeightsError("The MTCNN face-detector weights were not found. Looked in: " + "; ".join(where)
                         + ". " + HOW_TO_GET_WEIGHTS)
 

@@ -246,7 +246,7 @@ def facenet_pytorch_data_dir() -> Path | None:
         return None
     for loc in (spec.submodule_search_locations or []) if spec else []:
         d = Path(loc) / "data"
-        if all((d / n).is_file() for n in ("pnet.pt", "rnet.pt", "onet.pt")):
+        if all((d / n).is_file() for n in MTCNN_SHA256):
             return d
     return None
 
