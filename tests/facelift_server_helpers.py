@@ -23,7 +23,9 @@ VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 # "Size knobs" the tests turn down so the shipped graphs run in seconds on 2 CPU cores with tiny weights;
 # every other input of the shipped workflows is used unchanged.
 FAST_PHOTO = {"4": {"steps": 4}, "7": {"frames": 8, "size": 96}}
-FAST_MULTIVIEW = {"12": {"width": 32, "height": 32}, "14": {"resolution": 32}, "17": {"size": 48}}
+FAST_MULTIVIEW = {"12": {"width": 32, "height": 32}, "14": {"resolution": 32}, "17": {"size": 48},
+                  "19": {"resolution": 64, "target_faces": 5000}}
+FAST_MESH = {"4": {"steps": 4}, "6": {"resolution": 64, "target_faces": 5000}}
 
 _lock = threading.Lock()
 

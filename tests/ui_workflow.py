@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 EXAMPLES = REPO / "example_workflows"
 PAIRS = {"facelift_photo_to_head_api.json": "facelift_photo_to_head.json",
-         "facelift_multiview_photos_api.json": "facelift_multiview_photos.json"}
+         "facelift_multiview_photos_api.json": "facelift_multiview_photos.json",
+         "facelift_photo_to_mesh_api.json": "facelift_photo_to_mesh.json"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 COL_W, GAP_X, GAP_Y = 320, 40, 30
 
