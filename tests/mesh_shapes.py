@@ -140,18 +140,25 @@ def chamfer(mesh_vertices: np.ndarray, mesh_faces: np.ndarray, truth_points: np.
 
 
 def mesh_silhouettes(vertices: np.ndarray, faces: np.ndarray, cams) -> np.ndarray:
-    """[C,H,W] bool silhouettes of a triangle mesh seen by ``cams`` (facelift Cameras), filled with PIL."""
+    """[C,H,W] bool silhouettes of a closed, outward-wound triangle mesh seen by ``cams`` (facelift Cameras),
+    its camera-facing triangles filled with PIL."""
     from PIL import Image, ImageDraw
 
     w2c = cams.w2c().double().numpy()
     K = cams.Ks().double().numpy()
+    cam_pos = cams.positions().double().numpy()
     out = []
     for c in range(len(cams)):
         pc = vertices @ w2c[c, :3, :3].T + w2c[c, :3, 3]
         uv = pc[:, :2] / pc[:, 2:3] * K[c, [0, 1], [0, 1]] + K[c, :2, 2]
         img = Image.new("1", (cams.width, cams.height), 0)
         draw = ImageDraw.Draw(img)
-        for tri in uv[faces]:
+        tri_uv = uv[faces]
+        # a closed, outward-wound mesh's silhouette is covered by its camera-facing triangles: skip the others
+        tri = vertices[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        front = (normal * (cam_pos[c] - tri.mean(1))).sum(1) >= 0
+        for tri in tri_uv[front]:
             draw.polygon([tuple(p - 0.5) for p in tri], fill=1)  # pixel centres at +0.5
         out.append(np.array(img, dtype=bool))
     return np.stack(out)

@@ -151,8 +151,9 @@ def gaussians_to_mesh(gaussians: Gaussians, resolution: int = DEFAULT_RESOLUTION
     lo, hi = density.robust_bounds(means, opac, min_component=min_component)
     grid = density.fit_grid(lo, hi, int(resolution), min_extent=6.0 * float(sigma.median()))
     if grid is None:
-        raise InputError(f"Gaussians to mesh: the {len(g):,} opaque Gaussians all sit at one point with zero "
-                         "size, so they enclose no volume. This is not a usable reconstruction.")
+        raise InputError(f"Gaussians to mesh: the {len(g):,} opaque Gaussians all sit at one point with (almost) "
+                         "zero size, so they enclose no volume. This is not a usable reconstruction: re-run it, "
+                         "or check the .ply you loaded.")
     with torch.no_grad():
         depth = density.splat_optical_depth(means, scales, quats, opac, grid, cutoff,
                                             progress=_stage_progress(progress, 0.0, _STAGES["splat"]))

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 ALPHA_CLAMP = 0.99   # a single Gaussian never makes a voxel fully opaque (keeps -log finite)
+MIN_EXTENT = 1e-6    # world units (a head is ~0.5): Gaussians spanning less than this enclose no volume
 SAMPLES_PER_SIGMA = 0.75  # a grid level samples a Gaussian whose thinnest std is >= 0.75 of its voxel
 MAX_LEVEL = 4        # coarsest level: voxel 16 h
 MAX_RADIUS = 12      # voxels of a level: longer Gaussians (thin needles or wide flat discs) are truncated there
@@ -209,13 +210,13 @@ def fit_grid(lo: torch.Tensor, hi: torch.Tensor, resolution: int, margin: float 
              min_extent: float = 0.0) -> Grid | None:
     """A cubic-voxel grid over the box ``lo``..``hi`` (at least ``min_extent`` wide, widened by ``margin`` of the
     largest side) with ``resolution`` voxels along the largest side and two empty voxels of padding on every face
-    (so the iso-surface closes). None when the extent is zero (nothing to grid)."""
+    (so the iso-surface closes). None when the extent is below ``MIN_EXTENT`` (nothing to grid)."""
     lo, hi = lo.double().cpu(), hi.double().cpu()
     centre = 0.5 * (lo + hi)
     half = torch.maximum(0.5 * (hi - lo), torch.full_like(lo, 0.5 * float(min_extent)))
     lo, hi = centre - half, centre + half
     ext = float((hi - lo).max())
-    if not (ext > 0 and math.isfinite(ext)):
+    if not (ext > MIN_EXTENT and math.isfinite(ext)):
         return None
     lo, hi = lo - margin * ext, hi + margin * ext
     side = float((hi - lo).max())
