@@ -160,6 +160,9 @@ def test_multiview_photos_workflow_runs(comfy, tiny):
     assert "f_dc_0" in props and 0 < count <= 6 * 32 * 32 + 2
     renders = res.outputs["18"]["images"]
     assert len(renders) == 6 and {H.image_of(comfy, r).size for r in renders} == {(48, 48)}
+    mesh_path = res.outputs["20"]["text"][0]  # the mesh branch: Save Mesh -> Preview 3D
+    assert mesh_path.endswith(".glb") and res.outputs["21"]["result"][0] == mesh_path
+    assert comfy.view(mesh_path.rsplit("/", 1)[1], mesh_path.rsplit("/", 1)[0])[:4] == b"glTF"
 
 
 def test_user_cameras_json(comfy, tiny):
