@@ -28,7 +28,7 @@ def write_gaussians(g, path: Path, fmt: str) -> Path:
     return Path(export.export(g, path, format=FORMATS[fmt][0]))
 
 
-def _preview(g, prefix_dir: str):
+def front_preview(g, prefix_dir: str):
     """A small front render of the head as a temp PNG for the node's preview ({filename, subfolder, type})."""
     import folder_paths
     import numpy as np
@@ -99,7 +99,7 @@ class FaceLiftSaveGaussians(io.ComfyNode):
             files.append({"filename": fname, "subfolder": sub, "type": "output", "format": format,
                           "gaussians": len(g)})
             if preview and len(g):
-                previews.append(_preview(g, filename_prefix))
+                previews.append(front_preview(g, filename_prefix))
             bar.update(1)
         ui = {"text": ["\n".join(rel_paths)], "facelift_files": files}
         if previews:
@@ -156,22 +156,30 @@ class FaceLiftLoadPLY(io.ComfyNode):
 
     @classmethod
     def execute(cls, path: str, axes: str = "auto") -> io.NodeOutput:
-        from ..facelift_models import export
-        from ..facelift_models.errors import InputError
-
-        f = resolve_splat_file(path)
-        ext = f.suffix.lower()
-        if axes == "auto":
-            axes = "facelift" if ext == ".ply" and _is_official_ply(f) else "opencv"
-        if ext == ".ply":
-            g = export.read_standard_ply(f, axes=axes)
-        elif ext == ".splat":
-            g = export.read_splat(f, axes=axes)
-        elif ext == ".spz":
-            g = export.read_spz(f, axes=axes)
-        else:
-            raise InputError(f"FaceLift Load PLY: {f.name} is not a .ply, .splat or .spz file.")
+        g, f, axes = read_splat_file(path, axes)
         return io.NodeOutput(GaussianHeads((g,), source=f"loaded from {f.name} ({axes} axes)"))
+
+
+def read_splat_file(path: str, axes: str = "auto"):
+    """(Gaussians in the FaceLift world, the resolved file, the axes used) for a .ply / .splat / .spz path
+    (see ``resolve_splat_file``). ``axes="auto"``: FaceLift's official .ply is in the FaceLift world, every
+    other file in the 3DGS/OpenCV axes."""
+    from ..facelift_models import export
+    from ..facelift_models.errors import InputError
+
+    f = resolve_splat_file(path)
+    ext = f.suffix.lower()
+    if axes == "auto":
+        axes = "facelift" if ext == ".ply" and _is_official_ply(f) else "opencv"
+    if ext == ".ply":
+        g = export.read_standard_ply(f, axes=axes)
+    elif ext == ".splat":
+        g = export.read_splat(f, axes=axes)
+    elif ext == ".spz":
+        g = export.read_spz(f, axes=axes)
+    else:
+        raise InputError(f"FaceLift Load PLY: {f.name} is not a .ply, .splat or .spz file.")
+    return g, f, axes
 
 
 def _is_official_ply(path: Path) -> bool:
