@@ -169,7 +169,7 @@ class PreviewPage:
         self.page.evaluate(
             "async (wf) => { await window.app.loadGraphData(wf, true, true, null, "
             "{showMissingNodesDialog: false, showMissingModelsDialog: false}); "
-            "const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [0, 0]; "
+            "const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [10, 110]; "
             "window.app.canvas.setDirty(true, true); }", workflow)
         self.page.wait_for_selector(WIDGET, state="attached", timeout=self.timeout_ms)
         self.page.wait_for_timeout(500)
@@ -223,6 +223,13 @@ class PreviewPage:
         self.page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
         self.page.mouse.wheel(0, dy)
         self.page.wait_for_timeout(800)
+
+    def screenshot_node(self, path: Path) -> None:
+        """The preview node (title, input, viewer) as it looks on the canvas."""
+        b = self.page.locator(WIDGET).bounding_box()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), clip={"x": b["x"] - 14, "y": b["y"] - 92, "width": b["width"] + 28,
+                                                   "height": b["height"] + 104})
 
     def screenshot_widget(self, path: Path) -> np.ndarray:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ def test_preview3d_shows_the_head_and_reacts_to_the_mouse(comfy_server, comfy):
 
         front = page.save_png()                       # the 'Save PNG' button: exact canvas pixels
         shot = page.screenshot_widget(art / "preview3d_widget.png")
+        page.screenshot_node(art / "preview3d_node.png")  # docs/img/preview3d_widget.png is a copy of this
         canvas_shot = pb.png_to_array(page.page.locator(f"{pb.WIDGET} canvas").screenshot())
 
         # Visible, the right size, where the CPU renderer puts it.

@@ -17,6 +17,9 @@ export const THREE_REVISION = THREE.REVISION;
 // The official FaceLift camera (facelift_models.cameras: OFFICIAL_RADIUS, OFFICIAL_FOV_DEG).
 export const DEFAULT_RADIUS = 2.7;
 export const DEFAULT_FOV_DEG = 50;
+// How long to keep redrawing after a load while the splat is not on screen yet (Spark sorts in a worker);
+// after that, only Spark's onDirty and the controls trigger frames.
+const MAX_WAIT_FOR_CONTENT_MS = 300_000;
 
 export class SplatViewer {
   /**
@@ -121,7 +124,7 @@ export class SplatViewer {
       if (this._frameHasContent()) {
         this._waitingForContent = false;
         this.onFirstFrame?.(performance.now() - this._loadStart);
-      } else {
+      } else if (performance.now() - this._loadStart < MAX_WAIT_FOR_CONTENT_MS) {
         this.requestRender();
       }
     }
