@@ -64,7 +64,7 @@ def test_parity_every_face_crop_sidecar(sidecar, detector, monkeypatch):
 def test_example_file_is_the_fixture_image(public):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    path = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), public.tensor("in.astronaut.image").numpy())
 
 
