@@ -12,7 +12,7 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from .common import CATEGORY
+from .common import CATEGORY, check_interrupted, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 from .io_nodes import FaceLiftLoadPLY, front_preview, read_splat_file
 
@@ -79,13 +79,18 @@ class FaceLiftPreview3D(io.ComfyNode):
             raise InputError("FaceLift Preview 3D: nothing to show. Connect 'gaussians' (from FaceLift Reconstruct "
                              "or Load PLY) or set 'path' to a .ply / .splat / .spz file (e.g. the path output of "
                              "FaceLift Save Gaussians).")
+        bar = progress_bar(2)  # 1: the display file, 2: the fallback front render (seconds for 1.5 M splats)
         fmt = display_format()
         temp = folder_paths.get_temp_directory()
         full, name, counter, sub, _ = folder_paths.get_save_image_path(TEMP_PREFIX, temp)
         fname = f"{name}_{counter:05}_.{fmt}"
         export.export(g, Path(full) / fname, format=fmt, axes="opencv")
+        bar.update(1)
+        check_interrupted()
+        preview = front_preview(g, TEMP_PREFIX)
+        bar.update(1)
         record = {"filename": fname, "subfolder": sub, "type": "temp", "format": fmt, "gaussians": len(g),
-                  "heads": heads, "preview": front_preview(g, TEMP_PREFIX)}
+                  "heads": heads, "preview": preview}
         return io.NodeOutput(ui={UI_KEY: [record]})
 
 

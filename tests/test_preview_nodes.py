@@ -70,6 +70,8 @@ def test_preview_reads_a_file_path_and_keeps_orientation(comfy, comfy_server, tm
     export.export(g, comfy_server.output_dir / name)
     res = comfy.run({"1": {"class_type": "FaceLiftPreview3D", "inputs": {"path": name}}})
     assert res.status == "success", H.error_text(res)
+    progress = H.progress_of(res, "1")
+    assert progress and progress[-1] == (2, 2), progress
     rec = res.outputs["1"]["facelift_splat"][0]
     f = tmp_path / rec["filename"]
     f.write_bytes(comfy.view(rec["filename"], rec["subfolder"], "temp"))
