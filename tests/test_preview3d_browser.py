@@ -94,6 +94,7 @@ def test_preview3d_shows_the_head_and_reacts_to_the_mouse(comfy_server, comfy):
             d = np.subtract(_centroid_offset(front, region), _centroid_offset(ref, region))
             assert np.abs(d).max() < 0.03 * front.shape[1], (region, d)
 
+        canvas_view = page.page.evaluate("() => [window.app.canvas.ds.scale, ...window.app.canvas.ds.offset]")
         # Orbit (left-drag) turns the head: the picture changes, and so does the share of the green side patch
         # (it swings into view or away) or the blue back comes into view; the head stays in the middle.
         page.drag(60, 0)
@@ -123,6 +124,8 @@ def test_preview3d_shows_the_head_and_reacts_to_the_mouse(comfy_server, comfy):
         shift = pb.centroid(pb.foreground(panned))[0] - pb.centroid(fg)[0]
         assert shift > 20, shift
 
+        # The viewer kept its drags and wheel to itself: the graph canvas neither zoomed nor panned.
+        assert page.page.evaluate("() => [window.app.canvas.ds.scale, ...window.app.canvas.ds.offset]") == canvas_view
         assert shot.shape[0] > 200
         assert page.capture.external_requests == [], page.capture.external_requests
         bundle = [p for p in page.capture.local_responses if p.endswith(pb.BUNDLE_PATH)]
