@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import FaceLiftError
-from .store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
+from .weights.store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
                     resolve_models_dir)
 
 PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "safetensors", "huggingface_hub", "hf_xet",

@@ -15,7 +15,7 @@ FACE_CHOICES = ["largest", "2nd largest", "3rd largest", "4th largest"]
 
 def detector(device: str = "cpu"):
     """The MTCNN face detector, loaded once per process from the facelift models folder (mtcnn/)."""
-    from ..facelift_models import mtcnn
+    from ..facelift_models.face import mtcnn
 
     dirs = model_cache.mtcnn_dirs() + mtcnn.default_search_dirs()
     found = mtcnn.find_mtcnn_weights(dirs)
@@ -89,7 +89,7 @@ class FaceLiftFaceCrop(io.ComfyNode):
                 threshold: float = 0.8, face: str = "largest", skip_detection: bool = False,
                 remove_background: bool = False) -> io.NodeOutput:
         from ..facelift_models.errors import InputError
-        from ..facelift_models.face_crop import FaceCropConfig, crop_face
+        from ..facelift_models.face.crop import FaceCropConfig, crop_face
 
         if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
             raise InputError(f"FaceLift Face Crop: the image has shape {tuple(image.shape)}; a ComfyUI IMAGE is "

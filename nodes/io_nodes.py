@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 
-# label -> (facelift_models.export format, file extension)
+# label -> (facelift_models.formats.export format, file extension)
 FORMATS = {
     "ply (official FaceLift)": ("official_ply", ".ply"),
     "ply (standard 3DGS)": ("ply", ".ply"),
@@ -23,7 +23,7 @@ PREVIEW_SIZE = 256
 
 def write_gaussians(g, path: Path, fmt: str) -> Path:
     """Write one head in the chosen format (atomically: temp file + rename, never a half-written file)."""
-    from ..facelift_models import export
+    from ..facelift_models.formats import export
 
     return Path(export.export(g, path, format=FORMATS[fmt][0]))
 
@@ -156,7 +156,7 @@ class FaceLiftLoadPLY(io.ComfyNode):
 
     @classmethod
     def execute(cls, path: str, axes: str = "auto") -> io.NodeOutput:
-        from ..facelift_models import export
+        from ..facelift_models.formats import export
         from ..facelift_models.errors import InputError
 
         f = resolve_splat_file(path)

@@ -22,14 +22,14 @@ def _handle(kind: str, name: str, precision: str, device: str) -> model_cache.Mo
 def _download_missing(accept_licence: bool) -> str:
     """Fetch the missing official weights and the MTCNN detector into the models folder."""
     from ..facelift_models.errors import WeightsError
-    from ..facelift_models.store import LICENCE_SHORT, RECONSTRUCTION, SAMPLING, FACE_CROP, ModelStore
+    from ..facelift_models.weights.store import LICENCE_SHORT, RECONSTRUCTION, SAMPLING, FACE_CROP, ModelStore
 
     if not accept_licence:
         raise WeightsError(
             "FaceLift Load Models: 'download_missing' is on but 'accept_licence' is off. The FaceLift weights "
             f"are not part of this node pack. {LICENCE_SHORT} Switch 'accept_licence' on to agree to that licence "
             "and download them, or download them yourself (see docs/models.md).")
-    from ..facelift_models.download import download_weights
+    from ..facelift_models.weights.download import download_weights
 
     store = ModelStore.resolve(comfy_folders=[str(r) for r in model_cache.search_roots()])
     bar = progress_bar(100)

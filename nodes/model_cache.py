@@ -52,7 +52,7 @@ def register_folder() -> None:
 def search_roots() -> list[Path]:
     """Every folder searched for FaceLift weights, in priority order.
 
-    ``$FACELIFT_MODELS_DIR`` first when set (the same order as ``facelift_models.store.resolve_models_dir``),
+    ``$FACELIFT_MODELS_DIR`` first when set (the same order as ``facelift_models.weights.store.resolve_models_dir``),
     then ComfyUI's ``folder_paths.get_folder_paths("facelift")`` (``models/facelift`` + extra_model_paths.yaml).
     """
     env = os.environ.get("FACELIFT_MODELS_DIR")
@@ -185,7 +185,7 @@ def default_root() -> Path | None:
     if not roots:
         return None
     try:
-        from ..facelift_models.store import resolve_models_dir
+        from ..facelift_models.weights.store import resolve_models_dir
 
         return Path(resolve_models_dir(None, [str(r) for r in roots]))
     except Exception:
@@ -202,7 +202,7 @@ def models_root_of(handle: "ModelHandle") -> Path:
 def ensure_present(handle: "ModelHandle") -> None:
     """Raise the clear missing-weights message (what is missing, where it goes, how to get it) before loading."""
     from ..facelift_models.errors import WeightsError
-    from ..facelift_models.store import RECONSTRUCTION, SAMPLING, ModelStore
+    from ..facelift_models.weights.store import RECONSTRUCTION, SAMPLING, ModelStore
 
     path = Path(handle.path)
     root = models_root_of(handle)

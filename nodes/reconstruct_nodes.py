@@ -17,7 +17,7 @@ FILTER_PRESETS = ["cli", "gradio", "none"]
 
 def load_gslrm(handle: model_cache.ModelHandle):
     """The cached GS-LRM of a handle (fp32 weights; reduced precision runs as autocast, like the official code)."""
-    from ..facelift_models.gslrm_checkpoint import load_gslrm as _load
+    from ..facelift_models.reconstruct.checkpoint import load_gslrm as _load
 
     model_cache.ensure_present(handle)
     weights = dataclasses.replace(handle, precision="fp32")
@@ -81,9 +81,9 @@ class FaceLiftReconstruct(io.ComfyNode):
     @classmethod
     def execute(cls, gslrm, views: torch.Tensor, cameras=None, filters: str = "cli") -> io.NodeOutput:
         from ..facelift_models import cameras as cams_mod
-        from ..facelift_models import filters as filt
+        from ..facelift_models.reconstruct import filters as filt
         from ..facelift_models.errors import InputError
-        from ..facelift_models.gslrm import reconstruct
+        from ..facelift_models.reconstruct.gslrm import reconstruct
 
         if not isinstance(gslrm, model_cache.ModelHandle) or gslrm.kind != "gslrm":
             raise InputError("FaceLift Reconstruct: the 'gslrm' input must come from FaceLift Load Models.")
@@ -120,7 +120,7 @@ class FaceLiftReconstruct(io.ComfyNode):
         out = GaussianHeads(tuple(heads), source=f"GS-LRM {gslrm.name}, filters {filters}")
         result = [out]
         if core_splat_type() is not None:
-            from ..facelift_models import splat_interop
+            from ..facelift_models.formats import splat_interop
 
             result.append(splat_interop.to_splat(list(heads), splat_cls=core_splat_class()))
         model_cache.soft_empty_cache()

@@ -9,7 +9,7 @@ from . import model_cache
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import CamerasType, MVModel
 
-# Same names as facelift_models.mv_sampler.SCHEDULERS (kept here so the pack imports nothing heavy at start-up;
+# Same names as facelift_models.multiview.sampler.SCHEDULERS (kept here so the pack imports nothing heavy at start-up;
 # tests/test_nodes_server.py checks that the two lists agree). "ddim" is the official sampler.
 SCHEDULERS = ["ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde", "unipc", "euler", "euler_ancestral", "ddpm"]
 PREVIEW_MAX = 512
@@ -18,7 +18,7 @@ PREVIEW_MAX = 512
 def load_mv(handle: model_cache.ModelHandle):
     """The cached multi-view diffusion model of a handle (loaded on the CPU, moved to the GPU by ComfyUI)."""
     from ..facelift_models.errors import InputError
-    from ..facelift_models.mv_components import load_mv_diffusion
+    from ..facelift_models.multiview.loading import load_mv_diffusion
 
     model_cache.ensure_present(handle)
     device = model_cache.torch_device(handle.device)
@@ -33,7 +33,7 @@ def _preview(latents: torch.Tensor):
     """A cheap side-by-side preview of the current latents for ComfyUI's progress preview."""
     from PIL import Image
 
-    from ..facelift_models.mv_sampler import decode_latents_preview, tile_views
+    from ..facelift_models.multiview.sampler import decode_latents_preview, tile_views
 
     rgb = tile_views(decode_latents_preview(latents))
     img = Image.fromarray((rgb.numpy() * 255).round().astype("uint8"))
@@ -81,7 +81,7 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
                 eta: float = 1.0, scheduler: str = "ddim") -> io.NodeOutput:
         from ..facelift_models import cameras as cams_mod
         from ..facelift_models.errors import InputError
-        from ..facelift_models.mv_sampler import MVDiffusionConfig, sample_views
+        from ..facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
 
         if not isinstance(mv_model, model_cache.ModelHandle) or mv_model.kind != "mv":
             raise InputError("FaceLift Multi-View Sampler: 'mv_model' must come from FaceLift Load Models.")

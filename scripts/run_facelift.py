@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import comfy_host  # noqa: E402
+from harness import comfy_host  # noqa: E402
 
 DEFAULT_IMAGE = REPO / "examples" / "astronaut.png"
 WORKFLOW = REPO / "workflows" / "facelift_photo_to_head_api.json"
@@ -79,7 +79,7 @@ def default_models_dir() -> Path:
 def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int:
     """0 when every file the workflow needs is present (after an opt-in download), else print what is missing."""
     from facelift_models.errors import WeightsError
-    from facelift_models.store import INFERENCE, LICENCE_SHORT, ModelStore
+    from facelift_models.weights.store import INFERENCE, LICENCE_SHORT, ModelStore
 
     store = ModelStore(models_dir)
     if store.is_ready(INFERENCE):
@@ -94,7 +94,7 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
                   "non-commercial research only).", file=sys.stderr)
             return 2
     if download:
-        from facelift_models.download import download_weights
+        from facelift_models.weights.download import download_weights
 
         try:
             download_weights(store, INFERENCE, accept_license=True,
@@ -116,7 +116,7 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
 
 
 def prepare_tiny_models(run_dir: Path) -> Path:
-    from tests.tiny_models import write_tiny_models
+    from harness.tiny_models import write_tiny_models
 
     models = run_dir / "tiny-models"
     if not (models / "facelift" / ".tiny-complete").exists():

@@ -15,7 +15,7 @@ CACHE = REPO / ".cache" / "mtcnn"
 
 
 def mtcnn_weights_dir() -> Path:
-    from facelift_models.mtcnn import default_search_dirs, find_mtcnn_weights
+    from facelift_models.face.mtcnn import default_search_dirs, find_mtcnn_weights
 
     found = find_mtcnn_weights(default_search_dirs() + [CACHE])
     if found is not None:

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from facelift_models import doctor
-from facelift_models import store as S
-from facelift_models.store import ModelStore
+from facelift_models.weights import store as S
+from facelift_models.weights.store import ModelStore
 
 
 def _put(store: ModelStore, file_id: str, data: bytes | None = None) -> None:
@@ -111,7 +111,7 @@ def test_cli_json(models, capsys):
 
 
 def test_convert_writes_the_file_the_store_expects(tmp_path, monkeypatch, capsys):
-    tiny = pytest.importorskip("tests.tiny_models")
+    tiny = pytest.importorskip("harness.tiny_models")
     pytest.importorskip("facelift_models.convert")
     monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
     st = ModelStore(tmp_path / "facelift")

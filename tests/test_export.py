@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import export as ex
+from facelift_models.formats import export as ex
 from facelift_models.cameras import orbit
 from facelift_models.errors import InputError
 from facelift_models.gaussians import SH_C0, Gaussians
@@ -90,13 +90,13 @@ def test_standard_ply_round_trip_and_header(tmp_path, pad_sh):
     assert torch.equal(back.opacity_logits, g.opacity_logits)
     assert torch.allclose(back.quats, g.quats, atol=1e-5)
     # stored in the viewer convention: y of the file = -z of FaceLift
-    from facelift_models.ply import read_ply
+    from facelift_models.formats.ply import read_ply
 
     assert torch.allclose(read_ply(path).xyz[:, 1], -g.xyz[:, 2])
 
 
 def test_official_ply_export_default_axes_is_official_bytes(tmp_path):
-    from facelift_models.ply import ply_bytes
+    from facelift_models.formats.ply import ply_bytes
 
     g = _g(50)
     path = ex.export(g, tmp_path / "official.ply")
@@ -181,7 +181,7 @@ def test_export_dispatch_atomic_and_errors(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- video
 def test_uint8_frames_truncate_like_the_official_writer():
-    from facelift_models.video import to_uint8_frames
+    from facelift_models.formats.video import to_uint8_frames
 
     x = torch.tensor([[[[0.999, 1.7, -0.2]]]])
     assert to_uint8_frames(x).tolist() == [[[[254, 255, 0]]]]
@@ -189,7 +189,7 @@ def test_uint8_frames_truncate_like_the_official_writer():
 
 def test_mp4_writer(tmp_path):
     pytest.importorskip("av")
-    from facelift_models.video import write_mp4
+    from facelift_models.formats.video import write_mp4
 
     frames = torch.rand(4, 32, 48, 3)
     path = write_mp4(frames, tmp_path / "turntable.mp4", fps=30)

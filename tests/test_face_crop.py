@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from facelift_models import face_crop as FC
+from facelift_models.face import crop as FC
 from facelift_models.errors import InputError, NoFaceError
-from facelift_models.mtcnn import load_mtcnn
+from facelift_models.face.mtcnn import load_mtcnn
 from facelift_models.parity.common import Fixture, run_fixture
 from tests.conftest import sidecars
 from tests.mtcnn_weights import mtcnn_weights_dir
@@ -257,7 +257,7 @@ def test_config_reads_sidecar_constants(public):
 
 
 def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
-    from facelift_models.mtcnn import MTCNNConfig
+    from facelift_models.face.mtcnn import MTCNNConfig
 
     official = MTCNNConfig()
     assert FC._detector_config_for(official, 0.8) is official  # official settings untouched

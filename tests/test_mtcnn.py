@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import mtcnn as M
+from facelift_models.face import mtcnn as M
 from facelift_models.errors import WeightsError
 from tests.conftest import sidecars
 from tests.mtcnn_weights import mtcnn_weights_dir

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from facelift_models.errors import InputError, Interrupted, WeightsError
-from facelift_models.mv_pipeline import (SCHEDULERS, MVDiffusionConfig, decode_latents_preview, load_mv_diffusion,
+from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, decode_latents_preview, load_mv_diffusion,
                                          prepare_input_image, sample_views, tile_views)
-from facelift_models.view_embeddings import CACHE_FILENAME
+from facelift_models.multiview.view_embeddings import CACHE_FILENAME
 from tests.conftest import sidecars
-from tests.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
+from harness.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
 from tests.test_mv_unet import run_parity
 
 FAST = MVDiffusionConfig(num_inference_steps=2)
@@ -199,7 +199,7 @@ def test_reduced_precision_components(tiny_folder):
 def test_clip_preprocessing_is_the_pil_processor():
     """The official conditioning used the PIL-based CLIP processor; transformers 5's default one is torchvision-based
     and resizes differently (it moved the PIL one to CLIPImageProcessorPil): we must pick the PIL one on both."""
-    from facelift_models.mv_components import clip_image_processor_class
+    from facelift_models.multiview.loading import clip_image_processor_class
 
     cls = clip_image_processor_class()
     names = [c.__name__ for c in cls.__mro__]

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from facelift_models.errors import WeightsError
-from facelift_models.mv_attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
+from facelift_models.multiview.attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
                                           mv_attention_state)
-from facelift_models.mv_unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
+from facelift_models.multiview.unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
 from tests.conftest import REPO, reference_dir, sidecars
-from tests.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
+from harness.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
 
 
 def run_parity(sidecar: Path) -> subprocess.CompletedProcess:

@@ -50,7 +50,7 @@ def test_nodes_registered_with_schema(comfy, tiny):
     sampler = info["FaceLiftMultiViewSampler"]["input"]["required"]
     assert sampler["seed"][1]["default"] == 4 and sampler["steps"][1]["default"] == 50
     assert sampler["guidance"][1]["default"] == 3.0 and sampler["eta"][1]["default"] == 1.0
-    from facelift_models.mv_sampler import SCHEDULERS
+    from facelift_models.multiview.sampler import SCHEDULERS
 
     assert _options(sampler["scheduler"]) == list(SCHEDULERS), "node scheduler list out of sync with mv_sampler"
     assert info["FaceLiftMultiViewSampler"]["output"] == ["IMAGE", "FACELIFT_CAMERAS"]
@@ -97,7 +97,7 @@ def test_photo_to_head_workflow_runs(comfy, first_run):
     saved = out["6"]["facelift_files"][0]
     assert out["6"]["text"][0].endswith(".ply") and out["6"]["text"][0].startswith("FaceLift/head_")
     props, count = H.read_ply_header(comfy.view(saved["filename"], saved["subfolder"]))
-    from facelift_models.ply import PROPERTY_NAMES
+    from facelift_models.formats.ply import PROPERTY_NAMES
 
     assert props == list(PROPERTY_NAMES)
     assert 0 < count <= 6 * 16 * 16 + 2 and count == saved["gaussians"]
@@ -189,7 +189,7 @@ def test_save_formats_and_load_back(comfy, first_run):
     assert res.status == "success", H.error_text(res)
     rel = res.outputs["6"]["text"][0]
     count = res.outputs["6"]["facelift_files"][0]["gaussians"]
-    from facelift_models import export
+    from facelift_models.formats import export
 
     formats = ["ply (official FaceLift)", "ply (standard 3DGS)", "splat"] + (["spz"] if export.spz_available()
                                                                             else [])

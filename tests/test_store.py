@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from facelift_models import store as S
+from facelift_models.weights import store as S
 from facelift_models.errors import WeightsError
-from facelift_models.store import ModelStore
+from facelift_models.weights.store import ModelStore
 
 # Abbreviated SHA-256 values as printed in the spec (§11): the registry's full values must agree with them.
 SPEC_HASH_ENDS = {
@@ -71,7 +71,7 @@ def test_registry_hashes_are_full_and_agree_with_the_spec():
 
 
 def test_mtcnn_hashes_match_the_detector_module():
-    mtcnn = pytest.importorskip("facelift_models.mtcnn")
+    mtcnn = pytest.importorskip("facelift_models.face.mtcnn")
     st = ModelStore(Path("/m"))
     assert {n: st.entry(f"mtcnn.{n[:-3]}").sha256 for n in mtcnn.WEIGHT_FILES} == mtcnn.WEIGHTS_SHA256
 

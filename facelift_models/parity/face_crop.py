@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from ..errors import FaceLiftError, NoFaceError
-from ..face_crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
-from ..mtcnn import (ENV_MTCNN_DIR, WEIGHT_FILES, MTCNNConfig, default_search_dirs, download_mtcnn_weights,
+from ..face.crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
+from ..face.mtcnn import (ENV_MTCNN_DIR, WEIGHT_FILES, MTCNNConfig, default_search_dirs, download_mtcnn_weights,
                      find_mtcnn_weights, load_mtcnn)
-from ..store import sha256_of
+from ..weights.store import sha256_of
 from .common import Fixture, Line, ParityError, Report
 
 REPO = Path(__file__).resolve().parents[2]

@@ -143,4 +143,4 @@ def assert_mv_attention(unet: torch.nn.Module, num_views: int, mode: MVAttention
         raise RuntimeError(
             f"{len(bad)} attn1 module(s) of the multi-view UNet do not use the {mode} multi-view attention "
             f"(first: {bad[0]}, now {type(procs[bad[0]]).__name__}). Something replaced the attention processors "
-            "globally; call facelift_models.mv_attention.install_mv_attention(unet) again.")
+            "globally; call facelift_models.multiview.attention.install_mv_attention(unet) again.")

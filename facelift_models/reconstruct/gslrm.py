@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cameras import Cameras, check_images, posed_input, ray_bundle
-from .errors import InputError
-from .gaussians import Gaussians
+from ..cameras import Cameras, check_images, posed_input, ray_bundle
+from ..errors import InputError
+from ..gaussians import Gaussians
 
 # Channel layout of one raw Gaussian produced by the heads (spec §6.5), for sh_degree 0.
 HEAD_CHANNELS = {"xyz": 3, "f_dc": 3, "scale": 3, "rot": 4, "opacity": 1}

@@ -1,6 +1,6 @@
 """Export Gaussians for other viewers: standard 3DGS PLY, antimatter15 ``.splat``, Niantic ``.spz``; axis conversion.
 
-The official FaceLift PLY layout is written by ``facelift_models.ply`` (``write_ply``); ``export`` dispatches
+The official FaceLift PLY layout is written by ``facelift_models.formats.ply`` (``write_ply``); ``export`` dispatches
 to it for ``format="official_ply"``.
 
 Axes. FaceLift's world is z-up with the face toward -y. Splat viewers expect the 3DGS/COLMAP (OpenCV)
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic_io import atomic_path
-from .errors import InputError
-from .gaussians import SH_C0, Gaussians
+from ..atomic_io import atomic_path
+from ..errors import InputError
+from ..gaussians import SH_C0, Gaussians
 
 AXES = ("opencv", "facelift")
 FORMATS = ("official_ply", "ply", "splat", "spz")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic_io import atomic_path
-from .errors import WeightsError
+from ..atomic_io import atomic_path
+from ..errors import WeightsError
 
 VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 PROMPT_TEMPLATE = "a rendering image of 3D models, {view} view, color map."
@@ -114,7 +114,7 @@ def load_text_encoder(folder: Path, device: str | torch.device = "cpu"):
                 f"{OFFICIAL_FILENAME} into {folder}.")
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-        from .mv_components import transformers_dtype
+        from .loading import transformers_dtype
 
         text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"),
                                                      **transformers_dtype(torch.float32))

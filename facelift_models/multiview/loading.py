@@ -4,9 +4,9 @@
 
 ``model_index.json`` there names a module of the official repo as the UNet class, so
 ``DiffusionPipeline.from_pretrained`` cannot load it without that code. Every component is a stock
-diffusers/transformers class (the UNet via :mod:`facelift_models.mv_unet`), so each subfolder is loaded here
+diffusers/transformers class (the UNet via :mod:`facelift_models.multiview.unet`), so each subfolder is loaded here
 directly. The text encoder is never loaded for sampling: it is only used once to compute the six view
-embeddings (:mod:`facelift_models.view_embeddings`).
+embeddings (:mod:`facelift_models.multiview.view_embeddings`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from .errors import InputError, WeightsError
-from .mv_attention import MVAttentionMode
-from .mv_unet import UNET_WEIGHTS_NAME, load_mv_unet, read_json
+from ..errors import InputError, WeightsError
+from .attention import MVAttentionMode
+from .unet import UNET_WEIGHTS_NAME, load_mv_unet, read_json
 
 # subfolder -> files it must hold for sampling (text_encoder/tokenizer are only needed for the embeddings)
 REQUIRED_FILES = {

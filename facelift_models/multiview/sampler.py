@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import InputError
-from .mv_attention import assert_mv_attention
-from .mv_components import MVDiffusionModel
+from ..errors import InputError
+from .attention import assert_mv_attention
+from .loading import MVDiffusionModel
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 

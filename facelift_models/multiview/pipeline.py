@@ -9,8 +9,8 @@ The implementation lives in :mod:`.mv_components` (loading), :mod:`.mv_sampler` 
 :mod:`.view_embeddings` / :mod:`.mv_unet` / :mod:`.mv_attention`.
 """
 
-from .mv_components import MVDiffusionModel, load_mv_diffusion, resolve_dtype  # noqa: F401
-from .mv_sampler import (  # noqa: F401
+from .loading import MVDiffusionModel, load_mv_diffusion, resolve_dtype  # noqa: F401
+from .sampler import (  # noqa: F401
     DEFAULT_SCHEDULER,
     SCHEDULERS,
     MVDiffusionConfig,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 # --------------------------------------------------------------------------------------------------------------
 # Where the official weights come from.
@@ -68,7 +68,7 @@ PURPOSE_TEXT = {
 HF = "hf"  # downloaded from wlyu/OpenFaceLift
 MTCNN = "mtcnn"  # copied out of the facenet-pytorch wheel
 # The MTCNN weight files of facenet-pytorch 2.6.0 (MIT) and their SHA-256; the single source for the store and
-# facelift_models.mtcnn (kept here because this module must stay free of torch).
+# facelift_models.face.mtcnn (kept here because this module must stay free of torch).
 MTCNN_SHA256 = {
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
     "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
@@ -138,7 +138,7 @@ REGISTRY: tuple[WeightFile, ...] = (
     _hf("mv.tokenizer.vocab", f"{_MV}/tokenizer/vocab.json", VIEW_EMBEDDINGS),
     WeightFile("mv.view_embeddings", f"{_MV}/facelift_view_embeds.safetensors", SAMPLING, DERIVED,
                note="the 6 view-prompt text embeddings [6,77,1024], computed once from text_encoder + tokenizer "
-                    "(facelift_models.view_embeddings.CACHE_FILENAME)"),
+                    "(facelift_models.multiview.view_embeddings.CACHE_FILENAME)"),
     WeightFile("mv.clr_embeds", f"{_MV}/clr_embeds.pt", SAMPLING, GITHUB, size=946_932,
                note="optional: the official precomputed embeddings from the FaceLift GitHub repository "
                     "(mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt), used instead of the cache if present"),
@@ -368,7 +368,7 @@ class ModelStore:
             if any(all(self.file_status(self.entry(i)).ok for i in alt) for alt in req.alternatives):
                 continue
             if req.component == FACE_CROP and self.use_installed_facenet and facenet_pytorch_data_dir() is not None:
-                continue  # facelift_models.mtcnn.find_mtcnn_weights also looks there
+                continue  # facelift_models.face.mtcnn.find_mtcnn_weights also looks there
             out.append((req, [s for s in (self.file_status(self.entry(i)) for i in req.alternatives[0]) if not s.ok]))
         return out
 

@@ -3,7 +3,7 @@
 The official ``UNetMV2DConditionModel`` has exactly the state dict of a stock UNet2DConditionModel; its
 multi-view behaviour is only an attention processor. So: read the official ``unet/config.json``, drop the
 MV-only keys, rename the MV block types to their stock names, build the stock UNet, load the safetensors
-strictly and install :class:`~facelift_models.mv_attention.MultiViewAttnProcessor` on every ``attn1``.
+strictly and install :class:`~facelift_models.multiview.attention.MultiViewAttnProcessor` on every ``attn1``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
-from .mv_attention import MVAttentionMode, install_mv_attention
+from ..errors import WeightsError
+from .attention import MVAttentionMode, install_mv_attention
 
 # Keys of the official config that a stock UNet2DConditionModel does not know.
 MV_ONLY_KEYS = ("num_views", "cd_attention_last", "cd_attention_mid", "multiview_attention",

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic_io import atomic_path
-from .errors import InputError
+from ..atomic_io import atomic_path
+from ..errors import InputError
 
 
 def to_uint8_frames(rgb: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import FaceLiftError, InputError, NoFaceError
+from ..errors import FaceLiftError, InputError, NoFaceError
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import InputError, WeightsError
-from .store import MTCNN_SHA256, facenet_pytorch_data_dir, sha256_of
+from ..errors import InputError, WeightsError
+from ..weights.store import MTCNN_SHA256, facenet_pytorch_data_dir, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class MTCNN(nn.Module):
             raise InputError(f"MTCNN.detect needs one H×W×3 RGB image; got {getattr(image, 'shape', type(image))}.")
         if arr.dtype != torch.uint8:
             raise InputError(f"MTCNN.detect needs uint8 pixels (0-255); got {arr.dtype}. Convert the image first "
-                             "(facelift_models.face_crop.to_rgb_uint8 does that).")
+                             "(facelift_models.face.crop.to_rgb_uint8 does that).")
         dev = self.device
         dtype = self.pnet.conv1.weight.dtype
         imgs = arr.to(dev).unsqueeze(0).permute(0, 3, 1, 2).to(dtype)

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import torch
 
-from .errors import InputError
-from .gaussians import Gaussians
+from ..errors import InputError
+from ..gaussians import Gaussians
 
 STAGES = ("opacity", "scaling", "floater", "crop", "nearfar")
 DEFAULT_CROP_BOX = (-0.91, 0.91, -0.91, 0.91, -1.0, 1.0)
