@@ -263,7 +263,7 @@ def write_tiny_gslrm_checkpoint(path: Path, seed: int = 0, **config) -> Path:
 # ------------------------------------------------------------------------------------------------- MTCNN
 def mtcnn_weights_dir() -> Path:
     """A folder with the real MTCNN weights: an existing copy, else fetched once into .cache/mtcnn (pip, 2 MB)."""
-    from facelift_models.face.mtcnn import download_mtcnn_weights, find_mtcnn_weights
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights, find_mtcnn_weights
 
     found = find_mtcnn_weights([MTCNN_CACHE])
     return found if found is not None else download_mtcnn_weights(MTCNN_CACHE)

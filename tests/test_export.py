@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from facelift_models.formats import axes as axes_mod
 from facelift_models.formats import export as ex
 from facelift_models.cameras import orbit
 from facelift_models.errors import InputError
@@ -39,22 +40,22 @@ def _header(path) -> bytes:
 # ------------------------------------------------------------------------------------------------ axes
 def test_axis_conversion_is_invertible_and_a_rotation():
     g = _g()
-    c = ex.convert_axes(g, "facelift", "opencv")
-    back = ex.convert_axes(c, "opencv", "facelift")
+    c = axes_mod.convert_axes(g, "facelift", "opencv")
+    back = axes_mod.convert_axes(c, "opencv", "facelift")
     assert torch.equal(back.xyz, g.xyz)  # signed permutation: exact
     assert torch.allclose(back.quats, g.quats, atol=1e-5)
     assert torch.allclose(c.quats.norm(dim=-1), g.quats.norm(dim=-1), rtol=1e-5)  # raw norms kept
     # FaceLift up (+z) -> viewer up (-y, 3DGS/OpenCV y down); face direction (-y) -> -z
     pts = torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
     p = Gaussians(pts, torch.zeros(3, 3), torch.zeros(3, 3), torch.tensor([[1.0, 0, 0, 0]] * 3), torch.zeros(3))
-    assert torch.equal(ex.convert_axes(p, "facelift", "opencv").xyz,
+    assert torch.equal(axes_mod.convert_axes(p, "facelift", "opencv").xyz,
                        torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]))
     # ComfyUI's viewer turns the file 180 deg about X (three.js y-up scene, default camera on the +z side):
     # FaceLift up must end up +y and the face direction +z there
-    viewer = ex.convert_axes(p, "facelift", "opencv").xyz * torch.tensor([1.0, -1.0, -1.0])
+    viewer = axes_mod.convert_axes(p, "facelift", "opencv").xyz * torch.tensor([1.0, -1.0, -1.0])
     assert torch.equal(viewer, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
     with pytest.raises(InputError, match="axes"):
-        ex.convert_axes(g, "facelift", "blender")
+        axes_mod.convert_axes(g, "facelift", "blender")
 
 
 def test_axis_conversion_rotates_covariances_consistently():
@@ -67,7 +68,7 @@ def test_axis_conversion_rotates_covariances_consistently():
     c2w[:, :3, :3] = R @ c2w[:, :3, :3]
     c2w[:, :3, 3] = c2w[:, :3, 3] @ R.T
     vm = torch.linalg.inv(c2w).float()
-    out = render(ex.convert_axes(g, "facelift", "opencv"), (vm, cams.Ks()), 48, 40, backend="torch")
+    out = render(axes_mod.convert_axes(g, "facelift", "opencv"), (vm, cams.Ks()), 48, 40, backend="torch")
     assert (out.rgb - ref.rgb).abs().max() < 1e-3
     assert ref.alpha.max() > 0.3
 
@@ -167,12 +168,9 @@ def test_export_dispatch_atomic_and_errors(tmp_path, monkeypatch):
     target = tmp_path / "keep.splat"
     target.write_bytes(b"old")
 
-    def boom(*a, **k):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(ex, "splat_bytes", lambda *a, **k: b"x" * 32)
-    monkeypatch.setattr(ex.Path, "write_bytes", boom)
-    with pytest.raises(RuntimeError):
+    # data that cannot be written: the write fails inside the atomic block, after the temporary file exists
+    monkeypatch.setattr(ex, "splat_bytes", lambda *a, **k: object())
+    with pytest.raises(TypeError):
         ex.write_splat(g, target)
     monkeypatch.undo()
     assert target.read_bytes() == b"old"

@@ -17,7 +17,7 @@ from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, d
 from facelift_models.multiview.view_embeddings import CACHE_FILENAME
 from tests.conftest import sidecars
 from harness.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
-from tests.test_mv_unet import run_parity
+from tests.parity_cli import run_parity
 
 FAST = MVDiffusionConfig(num_inference_steps=2)
 
@@ -114,10 +114,23 @@ def test_callback_can_interrupt(model):
 
 
 @pytest.mark.parametrize("name", ["dpmpp_2m", "unipc", "euler_ancestral"])
-def test_other_schedulers(model, name):
-    assert name in SCHEDULERS
+def test_other_schedulers(model, name, monkeypatch):
+    from facelift_models.multiview import sampler
+
+    used = []
+    real = sampler.make_scheduler
+
+    def spy(n, cfg):
+        s = real(n, cfg)
+        used.append(type(s).__name__)
+        return s
+
+    monkeypatch.setattr(sampler, "make_scheduler", spy)
     res = sample_views(model, tiny_face(), MVDiffusionConfig(num_inference_steps=2, scheduler=name))
+    ddim = sample_views(model, tiny_face(), MVDiffusionConfig(num_inference_steps=2, scheduler="ddim"))
+    assert used == [SCHEDULERS[name][0], "DDIMScheduler"]  # the named scheduler really ran, no DDIM fallback
     assert res.images.shape == (6, 3, IMAGE_SIZE, IMAGE_SIZE) and torch.isfinite(res.images).all()
+    assert not torch.equal(res.latents, ddim.latents)  # and it changed the result
 
 
 def test_unknown_scheduler(model):
@@ -192,7 +205,7 @@ def test_reduced_precision_components(tiny_folder):
     assert dtypes == {torch.bfloat16}
     res = sample_views(m, tiny_face(), FAST)
     assert res.images.dtype == torch.float32 and torch.isfinite(res.images).all()
-    with pytest.raises(InputError, match="fp16 is not supported on the CPU"):
+    with pytest.raises(InputError, match="fp16 precision needs a GPU"):
         load_mv_diffusion(tiny_folder, device="cpu", dtype="fp16")
 
 

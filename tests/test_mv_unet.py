@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,15 +11,9 @@ from facelift_models.errors import WeightsError
 from facelift_models.multiview.attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
                                           mv_attention_state)
 from facelift_models.multiview.unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
-from tests.conftest import REPO, reference_dir, sidecars
+from tests.conftest import reference_dir, sidecars
+from tests.parity_cli import run_parity
 from harness.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
-
-
-def run_parity(sidecar: Path) -> subprocess.CompletedProcess:
-    """The parity CLI in a fresh process (it pins the fixtures' CPU kernels before importing torch)."""
-    env = {k: v for k, v in os.environ.items() if k != "FACELIFT_PARITY_NATIVE_ISA"}
-    return subprocess.run([sys.executable, "-m", "facelift_models.parity", str(sidecar)], cwd=str(REPO), env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=lambda p: p.name)

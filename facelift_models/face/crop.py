@@ -234,16 +234,15 @@ _DEFAULT_DETECTORS: dict[str, Any] = {}
 
 
 def default_detector(device: str = "cpu"):
-    """An MTCNN loaded from :func:`mtcnn.default_search_dirs` or an installed facenet-pytorch (cached)."""
+    """An MTCNN loaded from :func:`facelift_models.config.mtcnn_search_dirs` or an installed facenet-pytorch, kept
+    for the process (library use; inside ComfyUI the nodes' model cache holds the detector instead)."""
+    from ..config import mtcnn_search_dirs
+    from ..weights.mtcnn_files import require_mtcnn_weights
     from . import mtcnn
 
     key = str(device)
     if key not in _DEFAULT_DETECTORS:
-        dirs = mtcnn.default_search_dirs()
-        found = mtcnn.find_mtcnn_weights(dirs)
-        if found is None:
-            raise mtcnn.missing_weights_error(dirs)
-        _DEFAULT_DETECTORS[key] = mtcnn.load_mtcnn(found, device)
+        _DEFAULT_DETECTORS[key] = mtcnn.load_mtcnn(require_mtcnn_weights(mtcnn_search_dirs()), device)
     return _DEFAULT_DETECTORS[key]
 
 

@@ -17,7 +17,6 @@ map exactly (a signed permutation); quaternions keep their norm. ``axes="facelif
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -27,52 +26,11 @@ import torch
 from ..atomic_io import atomic_path
 from ..errors import InputError
 from ..gaussians import SH_C0, Gaussians
+from .axes import _check_axes, convert_axes
 
-AXES = ("opencv", "facelift")
 FORMATS = ("official_ply", "ply", "splat", "spz")
 SPLAT_RECORD = np.dtype([("xyz", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("quat", "u1", 4)])  # 32 B
 
-# facelift world -> OpenCV/3DGS viewer frame: rotation of +90 deg about x
-_R_TO_OPENCV = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-_Q_TO_OPENCV = (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0)
-
-
-# ------------------------------------------------------------------------------------------------- axes
-def _quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product a*b of (w,x,y,z) quaternions (broadcasting)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
-
-
-def _check_axes(axes: str) -> None:
-    if axes not in AXES:
-        raise InputError(f"Unknown axes '{axes}': choose 'opencv' (viewer convention, y down, face toward -z; "
-                         "what ComfyUI's 3D viewer and most splat viewers expect) or 'facelift' (z up, face toward -y).")
-
-
-def rotate(g: Gaussians, R: torch.Tensor, q: torch.Tensor) -> Gaussians:
-    """Rotate every Gaussian by the rotation matrix ``R`` [3,3] whose unit quaternion is ``q`` (w,x,y,z)."""
-    dt = g.xyz.dtype
-    R64, q64 = R.to(g.device, torch.float64), q.to(g.device, torch.float64)
-    xyz = (g.xyz.double() @ R64.T).to(dt)
-    quats = _quat_mul(q64.expand(len(g), 4), g.quats.double()).to(g.quats.dtype)
-    return g.replace(xyz=xyz, quats=quats)
-
-
-def convert_axes(g: Gaussians, src: str = "facelift", dst: str = "opencv") -> Gaussians:
-    """The same Gaussians expressed in another axis convention (see the module docstring)."""
-    _check_axes(src)
-    _check_axes(dst)
-    if src == dst:
-        return g
-    q = torch.tensor(_Q_TO_OPENCV, dtype=torch.float64)
-    if src == "facelift":  # facelift -> opencv
-        return rotate(g, _R_TO_OPENCV, q)
-    return rotate(g, _R_TO_OPENCV.T, q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64))
 
 
 # ---------------------------------------------------------------------------------------- atomic writes

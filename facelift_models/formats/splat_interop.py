@@ -26,8 +26,8 @@ import logging
 import torch
 
 from ..errors import InputError
-from .export import convert_axes
 from ..gaussians import Gaussians
+from .axes import convert_axes
 
 log = logging.getLogger("facelift.splat_interop")
 

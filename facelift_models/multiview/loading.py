@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, WeightsError
+from ..config import resolve_dtype
+from ..errors import WeightsError
 from .attention import MVAttentionMode
-from .unet import UNET_WEIGHTS_NAME, load_mv_unet, read_json
+from .files import HF_REPO, check_safetensors, read_json, transformers_dtype
+from .unet import UNET_WEIGHTS_NAME, load_mv_unet
 
 # subfolder -> files it must hold for sampling (text_encoder/tokenizer are only needed for the embeddings)
 REQUIRED_FILES = {
@@ -31,7 +33,6 @@ REQUIRED_FILES = {
     "scheduler": ("scheduler_config.json",),
     "image_noising_scheduler": ("scheduler_config.json",),
 }
-HF_REPO = "wlyu/OpenFaceLift"
 
 
 @dataclass
@@ -73,21 +74,6 @@ class MVDiffusionModel:
         return self
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """'auto'/None -> fp16 on CUDA, fp32 elsewhere; also accepts 'fp16', 'bf16', 'fp32' or a torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {None: None, "auto": None, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16,
-             "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
-    if dtype not in names:
-        raise InputError(f"Unknown precision {dtype!r}; use auto, fp16, bf16 or fp32.")
-    if names[dtype] is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if device.type == "cpu" and names[dtype] == torch.float16:
-        raise InputError("fp16 is not supported on the CPU (slow and inaccurate there); use auto, fp32 or bf16.")
-    return names[dtype]
-
-
 def find_pipeline_folder(path: str | Path) -> Path:
     """Accept the ``pipeckpts`` folder itself or a checkout/download root that contains it."""
     path = Path(path).expanduser()
@@ -109,27 +95,6 @@ def check_pipeline_folder(folder: Path) -> None:
             f"The multi-view diffusion folder {folder} is incomplete: missing {', '.join(missing)}. It must be the "
             f"'mvdiffusion/pipeckpts' folder of {HF_REPO} with all its subfolders; download the missing files "
             "again (only .safetensors weights are supported).")
-
-
-def check_safetensors(path: Path, what: str) -> None:
-    """Open the header of a safetensors file: a missing, truncated or corrupt file gives a WeightsError naming it."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            f.keys()
-    except Exception as e:
-        raise WeightsError(f"The {what} weights {path} are not a valid safetensors file ({type(e).__name__}: {e}). "
-                           f"The download is probably truncated or corrupted: delete the file and download it "
-                           f"again from {HF_REPO}.") from None
-
-
-def transformers_dtype(dtype: torch.dtype) -> dict:
-    """The dtype keyword of transformers' from_pretrained (renamed from torch_dtype to dtype in 4.56)."""
-    import transformers
-    from packaging.version import Version
-
-    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": dtype}
 
 
 def _load(what: str, path: Path, fn):

@@ -9,7 +9,8 @@ The implementation lives in :mod:`.mv_components` (loading), :mod:`.mv_sampler` 
 :mod:`.view_embeddings` / :mod:`.mv_unet` / :mod:`.mv_attention`.
 """
 
-from .loading import MVDiffusionModel, load_mv_diffusion, resolve_dtype  # noqa: F401
+from ..config import VIEW_NAMES, resolve_dtype  # noqa: F401
+from .loading import MVDiffusionModel, load_mv_diffusion  # noqa: F401
 from .sampler import (  # noqa: F401
     DEFAULT_SCHEDULER,
     SCHEDULERS,
@@ -22,4 +23,3 @@ from .sampler import (  # noqa: F401
     sample_views,
     tile_views,
 )
-from .view_embeddings import VIEW_NAMES  # noqa: F401

@@ -13,7 +13,6 @@ facenet-pytorch, then ``<repo>/.cache/mtcnn``; if none has them they are fetched
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ import torch
 
 from ..errors import FaceLiftError, NoFaceError
 from ..face.crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
-from ..face.mtcnn import (ENV_MTCNN_DIR, WEIGHT_FILES, MTCNNConfig, default_search_dirs, download_mtcnn_weights,
-                     find_mtcnn_weights, load_mtcnn)
+from ..config import mtcnn_search_dirs
+from ..face.mtcnn import MTCNNConfig, load_mtcnn
+from ..weights.mtcnn_files import WEIGHT_FILES, download_mtcnn_weights, find_mtcnn_weights
 from ..weights.store import sha256_of
 from .common import Fixture, Line, ParityError, Report
 
@@ -52,11 +52,7 @@ def resolve_weights_dir(fixture: Fixture) -> Path:
     for d in _sidecar_weight_dirs(fixture):
         if all((d / n).is_file() for n in WEIGHT_FILES):
             return d
-    if os.environ.get(ENV_MTCNN_DIR):
-        found = find_mtcnn_weights([Path(os.environ[ENV_MTCNN_DIR])])
-        if found is not None:
-            return found
-    found = find_mtcnn_weights(default_search_dirs()) or find_mtcnn_weights([CACHE_DIR])
+    found = find_mtcnn_weights(mtcnn_search_dirs() + [CACHE_DIR])
     if found is not None:
         return found
     try:

@@ -152,13 +152,13 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
 
 # ----------------------------------------------------------------------------------------------------------------
 def _fetch_mtcnn(store: ModelStore, result: DownloadResult) -> None:
-    """The MTCNN weights (MIT) come from the facenet-pytorch 2.6.0 wheel: facelift_models.face.mtcnn fetches, checks and
+    """The MTCNN weights (MIT) come from the facenet-pytorch 2.6.0 wheel: facelift_models.weights.mtcnn_files fetches, checks and
     places them in ``<models>/mtcnn``."""
-    from ..face import mtcnn
+    from .mtcnn_files import WEIGHT_FILES, download_mtcnn_weights
 
     dest = store.path("mtcnn.pnet").parent
-    mtcnn.download_mtcnn_weights(dest, log_fn=log.warning)
-    result.fetched += [f"mtcnn/{n}" for n in mtcnn.WEIGHT_FILES]
+    download_mtcnn_weights(dest, log_fn=log.warning)
+    result.fetched += [f"mtcnn/{n}" for n in WEIGHT_FILES]
 
 
 def _head(f: WeightFile, endpoint: str, token, revision: str, store: ModelStore, todo, comps) -> tuple[str, int]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from ..config import ENV_MODELS_DIR, ENV_SKIP_SIZE_CHECK, GSLRM_CHECKPOINT, MV_DIR
+from ..config import models_search_order
 from ..errors import WeightsError
 
 # --------------------------------------------------------------------------------------------------------------
@@ -40,9 +42,6 @@ LICENCE_SHORT = (
 )
 MTCNN_LICENCE = "MIT (facenet-pytorch 2.6.0)"
 
-ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"
-ENV_SKIP_SIZE_CHECK = "FACELIFT_SKIP_SIZE_CHECK"
-COMFY_FOLDER_NAME = "facelift"  # folder_paths key and folder name under ComfyUI/models
 STAGING_DIRNAME = ".facelift-download"  # huggingface_hub's local_dir while a file is in flight
 
 # --------------------------------------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ def _hf(file_id: str, path: str, purpose: str, size: int | None = None, sha256: 
     return WeightFile(file_id, path, purpose, HF, repo_path=path, size=size, sha256=sha256, note=note)
 
 
-_MV = "mvdiffusion/pipeckpts"
+_MV = MV_DIR
 
 # Hashes: the full SHA-256 values of the pinned revision (spec §11 lists them abbreviated; the full values come from
 # a public manifest pinned to the same revision and agree with the spec's prefixes and suffixes).  Sizes are given
@@ -143,7 +142,7 @@ REGISTRY: tuple[WeightFile, ...] = (
                note="optional: the official precomputed embeddings from the FaceLift GitHub repository "
                     "(mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt), used instead of the cache if present"),
     # --- GS-LRM ------------------------------------------------------------------------------------------------
-    _hf("gslrm.checkpoint", "gslrm/ckpt_0000000000021125.pt", RECONSTRUCTION,
+    _hf("gslrm.checkpoint", GSLRM_CHECKPOINT, RECONSTRUCTION,
         sha256="705e9aa37c7ea964bb06f25db060c12676a93d9ce6a365ac8b50128a3dc12662",
         note="training checkpoint (~3.7 GB, weights + optimizer state); not needed once converted"),
     WeightFile("gslrm.fp16", "gslrm/gslrm_inference_fp16.safetensors", RECONSTRUCTION, DERIVED,
@@ -200,39 +199,25 @@ REQUIREMENTS: dict[str, tuple[Requirement, ...]] = {
 # --------------------------------------------------------------------------------------------------------------
 def resolve_models_dir(explicit: str | os.PathLike | None = None,
                        comfy_folders: Sequence[str | os.PathLike] | None = None) -> Path:
-    """The models folder: ``explicit`` > ``$FACELIFT_MODELS_DIR`` > ComfyUI's folder list > ``ComfyUI/models/facelift``
-    found above this pack when it sits in ``ComfyUI/custom_nodes/``.
-
-    From ``comfy_folders`` (``folder_paths.get_folder_paths("facelift")``) the first folder that already holds a
-    known FaceLift file wins, else the first folder.  The folder need not exist yet (a download creates it).
+    """The models folder, from :func:`facelift_models.config.models_search_order`: ``explicit`` or
+    ``$FACELIFT_MODELS_DIR`` when given, else the first of ComfyUI's folders that already holds a known FaceLift
+    file, else the first folder of the search order.  The folder need not exist yet (a download creates it).
     """
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get(ENV_MODELS_DIR)
-    if env:
-        return Path(env).expanduser()
-    folders = [Path(f).expanduser() for f in (comfy_folders or []) if f]
-    for folder in folders:
+    order = models_search_order(None, comfy_folders)
+    if os.environ.get(ENV_MODELS_DIR):
+        return order[0]
+    for folder in order:
         if any((folder / f.local_path).is_file() for f in REGISTRY):
             return folder
-    if folders:
-        return folders[0]
-    guess = _comfy_models_dir_above_pack()
-    if guess is not None:
-        return guess
+    if order:
+        return order[0]
     raise WeightsError(
         "No FaceLift models folder is configured: outside ComfyUI pass --models-dir DIR (or the models_dir "
         f"argument), or set the environment variable {ENV_MODELS_DIR}, e.g. "
         f"`export {ENV_MODELS_DIR}=/path/to/ComfyUI/models/facelift`."
     )
-
-
-def _comfy_models_dir_above_pack() -> Path | None:
-    """``ComfyUI/models/facelift`` when this package sits in ``ComfyUI/custom_nodes/<pack>/facelift_models``."""
-    pack = Path(__file__).resolve().parents[1]
-    if pack.parent.name == "custom_nodes" and (pack.parent.parent / "models").is_dir():
-        return pack.parent.parent / "models" / COMFY_FOLDER_NAME
-    return None
 
 
 def facenet_pytorch_data_dir() -> Path | None:
@@ -368,7 +353,7 @@ class ModelStore:
             if any(all(self.file_status(self.entry(i)).ok for i in alt) for alt in req.alternatives):
                 continue
             if req.component == FACE_CROP and self.use_installed_facenet and facenet_pytorch_data_dir() is not None:
-                continue  # facelift_models.face.mtcnn.find_mtcnn_weights also looks there
+                continue  # facelift_models.weights.mtcnn_files.find_mtcnn_weights also looks there
             out.append((req, [s for s in (self.file_status(self.entry(i)) for i in req.alternatives[0]) if not s.ok]))
         return out
 
