@@ -7,23 +7,20 @@ import json
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache, folders
 from .common import CATEGORY, check_interrupted, foreground_alpha, progress_bar
 
 FACE_CHOICES = ["largest", "2nd largest", "3rd largest", "4th largest"]
 
 
 def detector(device: str = "cpu"):
-    """The MTCNN face detector, loaded once per process from the facelift models folder (mtcnn/)."""
-    from ..facelift_models.face import mtcnn
+    """The MTCNN face detector from the facelift models folder (mtcnn/), kept in the model cache (one version)."""
+    from ..facelift_models.face.mtcnn import load_mtcnn
+    from ..facelift_models.weights.mtcnn_files import WEIGHT_FILES, require_mtcnn_weights
 
-    dirs = model_cache.mtcnn_dirs() + mtcnn.default_search_dirs()
-    found = mtcnn.find_mtcnn_weights(dirs)
-    if found is None:
-        raise mtcnn.missing_weights_error(dirs)
-    stamp = tuple(model_cache.file_stamp(found / n) for n in mtcnn.WEIGHT_FILES)
-    return model_cache.get_cached("mtcnn", (str(found), stamp, str(device)),
-                                  lambda: mtcnn.load_mtcnn(found, device))
+    found = require_mtcnn_weights(folders.mtcnn_dirs())
+    stamp = tuple(cache.file_stamp(found / n) for n in WEIGHT_FILES)
+    return cache.get_cached("mtcnn", (str(found),), (stamp, str(device)), lambda: load_mtcnn(found, device))
 
 
 def _json_safe(x):

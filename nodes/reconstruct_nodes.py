@@ -8,26 +8,26 @@ import json
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache, folders
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import CamerasType, GaussianHeads, GaussiansType, GSLRMModel, core_splat_class, core_splat_type
 
 FILTER_PRESETS = ["cli", "gradio", "none"]
 
 
-def load_gslrm(handle: model_cache.ModelHandle):
+def load_gslrm(handle: cache.ModelHandle):
     """The cached GS-LRM of a handle (fp32 weights; reduced precision runs as autocast, like the official code)."""
     from ..facelift_models.reconstruct.checkpoint import load_gslrm as _load
 
-    model_cache.ensure_present(handle)
+    folders.ensure_present(handle)
     weights = dataclasses.replace(handle, precision="fp32")
-    return model_cache.get_model(weights, lambda: _load(handle.path, device="cpu", dtype=torch.float32))
+    return cache.get_model(weights, lambda: _load(handle.path, device="cpu", dtype=torch.float32))
 
 
-def autocast_dtype(handle: model_cache.ModelHandle, device: torch.device):
+def autocast_dtype(handle: cache.ModelHandle, device: torch.device):
     if device.type != "cuda" or handle.precision == "fp32":
         return None
-    return model_cache.torch_dtype(handle.precision, device)
+    return cache.torch_dtype(handle.precision, device)
 
 
 def views_to_batch(views: torch.Tensor, n_cams: int) -> torch.Tensor:
@@ -85,7 +85,7 @@ class FaceLiftReconstruct(io.ComfyNode):
         from ..facelift_models.errors import InputError
         from ..facelift_models.reconstruct.gslrm import reconstruct
 
-        if not isinstance(gslrm, model_cache.ModelHandle) or gslrm.kind != "gslrm":
+        if not isinstance(gslrm, cache.ModelHandle) or gslrm.kind != "gslrm":
             raise InputError("FaceLift Reconstruct: the 'gslrm' input must come from FaceLift Load Models.")
         h, w = int(views.shape[1]), int(views.shape[2])
         if cameras is None:
@@ -123,7 +123,7 @@ class FaceLiftReconstruct(io.ComfyNode):
             from ..facelift_models.formats import splat_interop
 
             result.append(splat_interop.to_splat(list(heads), splat_cls=core_splat_class()))
-        model_cache.soft_empty_cache()
+        cache.soft_empty_cache()
         return io.NodeOutput(*result)
 
 

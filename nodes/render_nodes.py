@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache
 from .common import CATEGORY, check_interrupted, progress_bar
 from .facelift_types import CamerasType, GaussianHeads, GaussiansType
 
@@ -84,7 +84,7 @@ class FaceLiftRender(io.ComfyNode):
             raise InputError("FaceLift Render: 'gaussians' must come from FaceLift Reconstruct or Load PLY.")
         cams = cameras if cameras is not None else preset_cameras(preset, size, frames, azimuth, elevation,
                                                                    radius, fov)
-        device = model_cache.torch_device("auto")
+        device = cache.torch_device("auto")
         n = len(cams)
         bar = progress_bar(n * len(gaussians))
         images, masks = [], []

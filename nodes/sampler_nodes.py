@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache, folders
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import CamerasType, MVModel
 
@@ -15,18 +15,13 @@ SCHEDULERS = ["ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde", "unipc", "e
 PREVIEW_MAX = 512
 
 
-def load_mv(handle: model_cache.ModelHandle):
+def load_mv(handle: cache.ModelHandle):
     """The cached multi-view diffusion model of a handle (loaded on the CPU, moved to the GPU by ComfyUI)."""
-    from ..facelift_models.errors import InputError
     from ..facelift_models.multiview.loading import load_mv_diffusion
 
-    model_cache.ensure_present(handle)
-    device = model_cache.torch_device(handle.device)
-    dtype = model_cache.torch_dtype(handle.precision, device)
-    if device.type == "cpu" and dtype == torch.float16:
-        raise InputError("FaceLift: fp16 precision needs a GPU (on the CPU it is very slow and inexact). Set "
-                         "precision to auto, fp32 or bf16 in FaceLift Load Models.")
-    return model_cache.get_model(handle, lambda: load_mv_diffusion(handle.path, device="cpu", dtype=dtype))
+    folders.ensure_present(handle)
+    dtype = cache.torch_dtype(handle.precision, cache.torch_device(handle.device))  # fp16 on the CPU: InputError
+    return cache.get_model(handle, lambda: load_mv_diffusion(handle.path, device="cpu", dtype=dtype))
 
 
 def _preview(latents: torch.Tensor):
@@ -83,7 +78,7 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
         from ..facelift_models.errors import InputError
         from ..facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
 
-        if not isinstance(mv_model, model_cache.ModelHandle) or mv_model.kind != "mv":
+        if not isinstance(mv_model, cache.ModelHandle) or mv_model.kind != "mv":
             raise InputError("FaceLift Multi-View Sampler: 'mv_model' must come from FaceLift Load Models.")
         if image.ndim != 4:
             raise InputError(f"FaceLift Multi-View Sampler: the image has shape {tuple(image.shape)}; expected a "
@@ -107,7 +102,7 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
             views.append(result.images_hwc())
         out = torch.cat(views).float()
         cams = cams_mod.official_views(resolution=int(out.shape[1]))
-        model_cache.soft_empty_cache()
+        cache.soft_empty_cache()
         return io.NodeOutput(out, cams)
 
 

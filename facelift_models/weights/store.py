@@ -372,6 +372,15 @@ class ModelStore:
         if gaps:
             raise WeightsError(self.missing_message(gaps, components))
 
+    def require_present(self, components: str | Iterable[str], note: str = "") -> None:
+        """Like :meth:`require`, but only absent files count: a size differing from the official one is a
+        converted, fine-tuned or test model, and a truly damaged file is reported by the loader that reads it.
+        ``note`` is appended to the message (e.g. which folders were searched)."""
+        gaps = [(req, [s for s in bad if s.state == "missing"]) for req, bad in self.missing(components)]
+        gaps = [(req, bad) for req, bad in gaps if bad]
+        if gaps:
+            raise WeightsError(self.missing_message(gaps, components) + (f"\n{note}" if note else ""))
+
     def missing_message(self, gaps, components) -> str:
         comps = self._names(components)
         lines = [f"FaceLift weights are missing in the models folder {self.root} "
