@@ -146,6 +146,22 @@ def official_views(resolution: int = OFFICIAL_RESOLUTION) -> Cameras:
                    int(resolution), VIEW_NAMES)
 
 
+def for_images(cameras: Cameras | None, width: int, height: int) -> Cameras:
+    """Cameras for views of ``width`` x ``height``: the official 6 when ``cameras`` is None (square views only),
+    else ``cameras`` rescaled to that size (same aspect ratio only)."""
+    if cameras is None:
+        if width != height:
+            raise InputError(f"The official cameras need square views; got {width}x{height}. Crop the views square "
+                             "or connect your own cameras.")
+        return official_views(resolution=width)
+    if (cameras.width, cameras.height) == (width, height):
+        return cameras
+    if abs(cameras.width / cameras.height - width / height) > 1e-3:
+        raise InputError(f"The cameras are for {cameras.width}x{cameras.height} images but the views are "
+                         f"{width}x{height} (another aspect ratio).")
+    return cameras.resized(width, height)
+
+
 def turntable(num_frames: int = 150, elevation_deg: float = 0.0, radius: float = OFFICIAL_RADIUS,
               fov_deg: float = OFFICIAL_FOV_DEG, width: int = OFFICIAL_RESOLUTION,
               height: int | None = None) -> Cameras:

@@ -87,17 +87,7 @@ class FaceLiftReconstruct(io.ComfyNode):
 
         if not isinstance(gslrm, cache.ModelHandle) or gslrm.kind != "gslrm":
             raise InputError("FaceLift Reconstruct: the 'gslrm' input must come from FaceLift Load Models.")
-        h, w = int(views.shape[1]), int(views.shape[2])
-        if cameras is None:
-            if h != w:
-                raise InputError(f"FaceLift Reconstruct: the official cameras need square views; got {w}x{h}. "
-                                 "Crop the views square or connect your own cameras.")
-            cameras = cams_mod.official_views(resolution=w)
-        elif (cameras.width, cameras.height) != (w, h):
-            if abs(cameras.width / cameras.height - w / h) > 1e-3:
-                raise InputError(f"FaceLift Reconstruct: the cameras are for {cameras.width}x{cameras.height} "
-                                 f"images but the views are {w}x{h} (another aspect ratio).")
-            cameras = cameras.resized(w, h)
+        cameras = cams_mod.for_images(cameras, int(views.shape[2]), int(views.shape[1]))
         batch = views_to_batch(views, len(cameras))
 
         model = load_gslrm(gslrm)

@@ -88,15 +88,17 @@ class FaceLiftRender(io.ComfyNode):
         n = len(cams)
         bar = progress_bar(n * len(gaussians))
         images, masks = [], []
-        for g in gaussians.items:
-            g_dev = g.to(device)
-            for start in range(0, n, CHUNK):
+        for k, g in enumerate(gaussians.items):
+            check_interrupted()
+
+            def on_progress(done: int, total: int, k=k) -> None:  # Cancel is honoured between chunks
+                bar.update_absolute(k * n + done, n * len(gaussians))
                 check_interrupted()
-                part = cams.subset(range(start, min(n, start + CHUNK)))
-                out = render(g_dev, part, background=BACKGROUNDS[background])
-                images.append(out.rgb.clamp(0, 1).float().cpu())
-                masks.append(out.alpha[..., 0].clamp(0, 1).float().cpu())
-                bar.update(len(part))
+
+            out = render(g.to(device), cams, background=BACKGROUNDS[background], progress=on_progress,
+                         cameras_per_call=CHUNK)
+            images.append(out.rgb.clamp(0, 1).float().cpu())
+            masks.append(out.alpha[..., 0].clamp(0, 1).float().cpu())
         return io.NodeOutput(torch.cat(images), torch.cat(masks))
 
 

@@ -12,7 +12,6 @@ from .facelift_types import CamerasType, MVModel
 # Same names as facelift_models.multiview.sampler.SCHEDULERS (kept here so the pack imports nothing heavy at start-up;
 # tests/test_nodes_server.py checks that the two lists agree). "ddim" is the official sampler.
 SCHEDULERS = ["ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde", "unipc", "euler", "euler_ancestral", "ddpm"]
-PREVIEW_MAX = 512
 
 
 def load_mv(handle: cache.ModelHandle):
@@ -24,15 +23,21 @@ def load_mv(handle: cache.ModelHandle):
     return cache.get_model(handle, lambda: load_mv_diffusion(handle.path, device="cpu", dtype=dtype))
 
 
-def _preview(latents: torch.Tensor):
-    """A cheap side-by-side preview of the current latents for ComfyUI's progress preview."""
-    from PIL import Image
+def _previewer():
+    """ComfyUI's cheap latent->RGB previewer with its factors for the SD 1.x/2.x latent space (the FaceLift VAE is
+    the SD 2.1 VAE). Always on, whatever --preview-method says, as the sampler's per-step feedback."""
+    import latent_preview
+    from comfy import latent_formats
 
-    from ..facelift_models.multiview.sampler import decode_latents_preview, tile_views
+    fmt = latent_formats.SD15()
+    return latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, getattr(fmt, "latent_rgb_factors_bias", None))
 
-    rgb = tile_views(decode_latents_preview(latents))
-    img = Image.fromarray((rgb.numpy() * 255).round().astype("uint8"))
-    return ("JPEG", img, PREVIEW_MAX)
+
+def _preview(previewer, latents: torch.Tensor):
+    """The current latents of all views side by side, as ComfyUI's progress preview ("JPEG", image, max size)."""
+    from ..facelift_models.multiview.sampler import tile_latents
+
+    return previewer.decode_latent_to_preview_image("JPEG", tile_latents(latents.detach().float().cpu()))
 
 
 class FaceLiftMultiViewSampler(io.ComfyNode):
@@ -89,13 +94,14 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
         batch = image.shape[0]
         total = batch * int(steps)
         bar = progress_bar(total)
+        previewer = _previewer()
         views = []
         for b in range(batch):
             check_interrupted()
 
             def on_step(i: int, n: int, latents: torch.Tensor, b=b) -> None:
                 # update_absolute raises ComfyUI's interrupt exception if Cancel was pressed during the step
-                bar.update_absolute(b * int(steps) + i + 1, total, _preview(latents))
+                bar.update_absolute(b * int(steps) + i + 1, total, _preview(previewer, latents))
                 check_interrupted()
 
             result = sample_views(model, image[b:b + 1], config, callback=on_step, resize=True)

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from facelift_models.errors import InputError, Interrupted, WeightsError
-from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, decode_latents_preview, load_mv_diffusion,
-                                         prepare_input_image, sample_views, tile_views)
+from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, load_mv_diffusion,
+                                         prepare_input_image, sample_views, tile_latents,
+                                         tile_views)
 from facelift_models.multiview.view_embeddings import CACHE_FILENAME
 from tests.conftest import sidecars
 from harness.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
@@ -190,13 +191,13 @@ def test_wrong_in_channels_is_named(folder_copy):
 
 
 # ------------------------------------------------------------------------------------------------ preview
-def test_preview_is_cheap_rgb(model):
-    lat = torch.zeros(6, 4, 8, 8)
-    prev = decode_latents_preview(lat, upscale=2)
-    assert prev.shape == (6, 16, 16, 3) and torch.allclose(prev, torch.full_like(prev, 0.5))
-    lat[:, 0] = 1.0  # channel 0 brightens every colour
-    assert (decode_latents_preview(lat) > 0.5).all()
-    assert tile_views(prev).shape == (16, 6 * 16, 3)
+def test_views_tile_side_by_side():
+    lat = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 4, 8, 8)
+    tiled = tile_latents(lat)
+    assert tiled.shape == (1, 4, 8, 6 * 8)
+    assert [float(tiled[0, 0, 0, 8 * v]) for v in range(6)] == [0, 1, 2, 3, 4, 5]  # view order, left to right
+    img = lat[:, :3].permute(0, 2, 3, 1)
+    assert torch.equal(tile_views(img).permute(2, 0, 1).unsqueeze(0), tiled[:, :3])
 
 
 def test_reduced_precision_components(tiny_folder):

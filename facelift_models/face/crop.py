@@ -16,7 +16,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -435,12 +435,13 @@ def _batch_items(x: Any) -> list:
 
 
 def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCropConfig | None = None,
-               **overrides: Any) -> BatchCropResult:
+               progress: Callable[[int, int], None] | None = None, **overrides: Any) -> BatchCropResult:
     """:func:`crop_face` for every image of a batch ([B,H,W,C] tensor/array, e.g. a ComfyUI IMAGE, or a list).
 
     masks: None, one mask for all ([H,W]), or one per image ([B,H,W] or a list).  If any image fails, raises
-    one error naming every failing batch index and why (NoFaceError if all failures are "no face"); no
-    partial batch is returned."""
+    one error naming every failing batch index and why (NoFaceError if all failures are "no face"; a batch of one
+    image raises that image's own error); no partial batch is returned.  ``progress(done, total)`` is called
+    after each image (it may raise to cancel)."""
     items = _batch_items(images)
     if not items:
         raise InputError("The image batch is empty.")
@@ -463,6 +464,10 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         except FaceLiftError as e:
             failures.append((i, e))
             results.append(None)
+        if progress is not None:
+            progress(i + 1, len(items))
+    if len(items) == 1 and failures:
+        raise failures[0][1]
     if failures:
         n = len(items)
         lines = "; ".join(f"image {i} (0-based) of the batch of {n}: {e}" for i, e in failures)

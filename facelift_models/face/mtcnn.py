@@ -171,30 +171,11 @@ class ONet(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- box maths
 def nms_iou(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy NMS with torchvision's CPU semantics: stable descending score order, IoU without +1 in the
-    boxes' dtype, suppress when IoU > threshold (compared in double).  Returns kept indices, best first."""
-    n = int(boxes.shape[0])
-    if n == 0:
-        return torch.empty(0, dtype=torch.long)
-    boxes, scores = boxes.detach().cpu(), scores.detach().cpu()
-    order = torch.sort(scores, stable=True, descending=True).indices
-    b = boxes[order]
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    suppressed = np.zeros(n, dtype=bool)
-    keep: list[int] = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if i + 1 == n:
-            break
-        w = (torch.minimum(x2[i], x2[i + 1:]) - torch.maximum(x1[i], x1[i + 1:])).clamp_min(0)
-        h = (torch.minimum(y2[i], y2[i + 1:]) - torch.maximum(y1[i], y1[i + 1:])).clamp_min(0)
-        inter = w * h
-        iou = inter / (areas[i] + areas[i + 1:] - inter)
-        suppressed[i + 1:] |= (iou.double() > threshold).numpy()
-    return order[torch.tensor(keep, dtype=torch.long)]
+    """Greedy IoU NMS: ``torchvision.ops.nms``, the function facenet-pytorch itself calls, run on the CPU (the
+    kernel whose tie order and float arithmetic the fixtures were made with). Returns kept indices, best first."""
+    from torchvision.ops import nms
+
+    return nms(boxes.detach().cpu(), scores.detach().cpu(), float(threshold))
 
 
 def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:

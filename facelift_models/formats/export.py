@@ -221,3 +221,24 @@ def export(g: Gaussians, path: str | os.PathLike, format: str = "auto", axes: st
         return write_ply(convert_axes(g, "facelift", axes), path)
     axes = axes or "opencv"
     return {"ply": write_standard_ply, "splat": write_splat, "spz": write_spz}[format](g, path, axes=axes)
+
+
+def is_official_ply(path: str | os.PathLike) -> bool:
+    """True for the official FaceLift PLY layout (uchar red/green/blue next to f_dc: what FaceLift itself writes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    end = head.find(b"end_header")
+    return end > 0 and b"property uchar red" in head[:end] and b"property float f_dc_0" in head[:end]
+
+
+def load(path: str | os.PathLike, axes: str = "auto") -> tuple[Gaussians, str]:
+    """Read a .ply, .splat or .spz file into FaceLift-world Gaussians; returns them and the axes the file was read
+    in. ``axes="auto"``: ``facelift`` for the official FaceLift PLY, ``opencv`` (the viewers' convention) else."""
+    path = Path(path)
+    fmt = format_from_path(path)
+    if not fmt:
+        raise InputError(f"{path.name} is not a .ply, .splat or .spz file.")
+    if axes == "auto":
+        axes = "facelift" if fmt == "ply" and is_official_ply(path) else "opencv"
+    reader = {"ply": read_standard_ply, "splat": read_splat, "spz": read_spz}[fmt]
+    return reader(path, axes=axes), axes
