@@ -175,27 +175,3 @@ def test_export_dispatch_atomic_and_errors(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
-
-
-# ----------------------------------------------------------------------------------------------- video
-def test_uint8_frames_truncate_like_the_official_writer():
-    from facelift_models.formats.video import to_uint8_frames
-
-    x = torch.tensor([[[[0.999, 1.7, -0.2]]]])
-    assert to_uint8_frames(x).tolist() == [[[[254, 255, 0]]]]
-
-
-def test_mp4_writer(tmp_path):
-    pytest.importorskip("av")
-    from facelift_models.formats.video import write_mp4
-
-    frames = torch.rand(4, 32, 48, 3)
-    path = write_mp4(frames, tmp_path / "turntable.mp4", fps=30)
-    assert path.stat().st_size > 100
-    import av
-
-    with av.open(str(path)) as c:
-        n = sum(1 for _ in c.decode(video=0))
-    assert n == 4
-    with pytest.raises(InputError, match="even"):
-        write_mp4(torch.rand(2, 31, 48, 3), tmp_path / "odd.mp4")

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from facelift_models.face import crop as FC
+from facelift_models.parity.face_crop import crop_config_from_sidecar
 from facelift_models.errors import InputError, NoFaceError
 from facelift_models.face.mtcnn import load_mtcnn
 from facelift_models.parity.common import Fixture, run_fixture
@@ -70,7 +71,7 @@ def test_example_file_is_the_fixture_image(public):
 
 
 def test_crop_arithmetic_matches_sidecar_debug(public):
-    cfg = FC.FaceCropConfig.from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
+    cfg = crop_config_from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
     for case, info in public.meta["cases"].items():
         if info.get("expect") != "crop":
             continue
@@ -250,7 +251,7 @@ def test_inputs_are_not_mutated(detector, astronaut):
 
 def test_config_reads_sidecar_constants(public):
     c = public.meta["crop_constants"]
-    cfg = FC.FaceCropConfig.from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
+    cfg = crop_config_from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
     assert cfg.output_size == 256 and cfg.prob_threshold == 0.5
     assert cfg.face_size == c["TRAINING_SET_FACE_SIZE"] and list(cfg.face_center) == c["TRAINING_SET_FACE_CENTER"]
     assert json.loads(json.dumps(c))["background_color"] == list(cfg.background_color)

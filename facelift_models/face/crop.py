@@ -54,26 +54,6 @@ class FaceCropConfig:
     remove_background: bool = False
     resample: int = PIL_BICUBIC
 
-    @classmethod
-    def from_sidecar(cls, crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
-                     **overrides: Any) -> "FaceCropConfig":
-        """From a ``face_crop`` sidecar's ``crop_constants`` (and ``resampling``) objects."""
-        c = crop_constants
-        kw: dict[str, Any] = {}
-        if "TRAINING_SET_FACE_SIZE" in c:
-            kw["face_size"] = float(c["TRAINING_SET_FACE_SIZE"])
-        if "TRAINING_SET_FACE_CENTER" in c:
-            kw["face_center"] = tuple(float(v) for v in c["TRAINING_SET_FACE_CENTER"])
-        if "output_image_size" in c:
-            kw["output_size"] = int(c["output_image_size"])
-        if "background_color" in c:
-            kw["background_color"] = tuple(int(v) for v in c["background_color"])
-        if "face_prob_threshold_value" in c:
-            kw["prob_threshold"] = float(c["face_prob_threshold_value"])
-        if resampling and "pil_resample" in resampling:
-            kw["resample"] = int(resampling["pil_resample"])
-        kw.update(overrides)
-        return cls(**kw)
 
 
 @dataclass

@@ -52,19 +52,6 @@ class MTCNNConfig:
     nms_rnet: float = 0.7
     nms_onet_min: float = 0.7
 
-    @classmethod
-    def from_sidecar(cls, mtcnn: dict[str, Any]) -> "MTCNNConfig":
-        """Build from a ``face_crop`` sidecar's ``mtcnn`` object (unknown fields are ignored)."""
-        kw: dict[str, Any] = {}
-        if "min_face_size" in mtcnn:
-            kw["min_face_size"] = float(mtcnn["min_face_size"])
-        if "thresholds" in mtcnn:
-            kw["thresholds"] = tuple(float(t) for t in mtcnn["thresholds"])
-        if "factor" in mtcnn:
-            kw["factor"] = float(mtcnn["factor"])
-        if "select_largest" in mtcnn:
-            kw["select_largest"] = bool(mtcnn["select_largest"])
-        return cls(**kw)
 
 
 @dataclass

@@ -1,2 +1,2 @@
 """Files out (and back in): the official PLY (:mod:`.ply`), standard 3DGS PLY / .splat / .spz (:mod:`.export`), axis
-conventions (:mod:`.axes`), ComfyUI SPLAT interop (:mod:`.splat_interop`) and MP4 frames (:mod:`.video`)."""
+conventions (:mod:`.axes`) and ComfyUI SPLAT interop (:mod:`.splat_interop`)."""

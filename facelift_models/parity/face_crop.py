@@ -47,6 +47,41 @@ def _sidecar_weight_dirs(fixture: Fixture) -> list[Path]:
     return dirs
 
 
+def mtcnn_config_from_sidecar(mtcnn: dict[str, Any]) -> MTCNNConfig:
+    """The detector settings of a ``face_crop`` sidecar's ``mtcnn`` object (unknown fields are ignored)."""
+    kw: dict[str, Any] = {}
+    if "min_face_size" in mtcnn:
+        kw["min_face_size"] = float(mtcnn["min_face_size"])
+    if "thresholds" in mtcnn:
+        kw["thresholds"] = tuple(float(t) for t in mtcnn["thresholds"])
+    if "factor" in mtcnn:
+        kw["factor"] = float(mtcnn["factor"])
+    if "select_largest" in mtcnn:
+        kw["select_largest"] = bool(mtcnn["select_largest"])
+    return MTCNNConfig(**kw)
+
+
+def crop_config_from_sidecar(crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
+                             **overrides: Any) -> FaceCropConfig:
+    """The crop settings of a ``face_crop`` sidecar's ``crop_constants`` (and ``resampling``) objects."""
+    c = crop_constants
+    kw: dict[str, Any] = {}
+    if "TRAINING_SET_FACE_SIZE" in c:
+        kw["face_size"] = float(c["TRAINING_SET_FACE_SIZE"])
+    if "TRAINING_SET_FACE_CENTER" in c:
+        kw["face_center"] = tuple(float(v) for v in c["TRAINING_SET_FACE_CENTER"])
+    if "output_image_size" in c:
+        kw["output_size"] = int(c["output_image_size"])
+    if "background_color" in c:
+        kw["background_color"] = tuple(int(v) for v in c["background_color"])
+    if "face_prob_threshold_value" in c:
+        kw["prob_threshold"] = float(c["face_prob_threshold_value"])
+    if resampling and "pil_resample" in resampling:
+        kw["resample"] = int(resampling["pil_resample"])
+    kw.update(overrides)
+    return FaceCropConfig(**kw)
+
+
 def resolve_weights_dir(fixture: Fixture) -> Path:
     """Where this run takes the MTCNN weights from (see the module docstring for the order)."""
     for d in _sidecar_weight_dirs(fixture):
@@ -77,8 +112,8 @@ def run(fixture: Fixture, report: Report) -> None:
     if not cases:
         raise ParityError(f"{fixture.path}: face_crop sidecar has no cases.")
     per_case: dict[str, dict] = (fixture.check or {}).get("per_case") or {}
-    det_cfg = MTCNNConfig.from_sidecar(meta.get("mtcnn") or {})
-    crop_cfg = FaceCropConfig.from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"))
+    det_cfg = mtcnn_config_from_sidecar(meta.get("mtcnn") or {})
+    crop_cfg = crop_config_from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"))
 
     wdir = resolve_weights_dir(fixture)
     expected_sha = {Path(k).name: v for k, v in (meta.get("weights_sha256") or {}).items()}

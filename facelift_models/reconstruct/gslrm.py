@@ -9,7 +9,6 @@ checkpoint so that its state dict loads unchanged (``loss_calculator.*`` aside, 
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
@@ -306,7 +305,3 @@ def reconstruct(model: GSLRM, images: torch.Tensor, cameras: Cameras | Sequence[
         raise InputError("The input views contain NaN or infinite values.")
     model.eval()
     return model(images, cameras, dtype=dtype, progress=progress)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())
