@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -72,8 +71,10 @@ def stage_input(server: comfy_host.ComfyServer, image: Path) -> str:
 
 
 def default_models_dir() -> Path:
-    env = os.environ.get("FACELIFT_MODELS_DIR")
-    return Path(env).expanduser() if env else comfy_host.comfy_dir() / "models" / "facelift"
+    """The package's search order ($FACELIFT_MODELS_DIR first) over the local ComfyUI's models/facelift."""
+    from facelift_models.config import COMFY_FOLDER_NAME, models_search_order
+
+    return models_search_order(None, [comfy_host.comfy_dir() / "models" / COMFY_FOLDER_NAME])[0]
 
 
 def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int:

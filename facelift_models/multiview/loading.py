@@ -19,21 +19,10 @@ import torch
 
 from ..config import resolve_dtype
 from ..errors import WeightsError
+from ..weights.store import pipeline_files
 from .attention import MVAttentionMode
 from .files import HF_REPO, check_safetensors, read_json, transformers_dtype
 from .unet import UNET_WEIGHTS_NAME, load_mv_unet
-
-# subfolder -> files it must hold for sampling (text_encoder/tokenizer are only needed for the embeddings)
-REQUIRED_FILES = {
-    "unet": ("config.json", UNET_WEIGHTS_NAME),
-    "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "image_encoder": ("config.json", "model.safetensors"),
-    "feature_extractor": ("preprocessor_config.json",),
-    "image_normalizer": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "scheduler": ("scheduler_config.json",),
-    "image_noising_scheduler": ("scheduler_config.json",),
-}
-
 
 @dataclass
 class MVDiffusionModel:
@@ -88,8 +77,7 @@ def check_pipeline_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise WeightsError(f"The multi-view diffusion folder {folder} does not exist. Download {HF_REPO} from "
                            "Hugging Face and point the loader at its 'mvdiffusion/pipeckpts' folder.")
-    missing = [f"{sub}/{name}" for sub, names in REQUIRED_FILES.items() for name in names
-               if not (folder / sub / name).is_file()]
+    missing = [rel for rel in pipeline_files() if not (folder / rel).is_file()]
     if missing:
         raise WeightsError(
             f"The multi-view diffusion folder {folder} is incomplete: missing {', '.join(missing)}. It must be the "

@@ -159,6 +159,13 @@ REGISTRY: tuple[WeightFile, ...] = (
 )
 
 
+def pipeline_files(purpose: str = SAMPLING) -> list[str]:
+    """The files a multi-view diffusion folder (``mvdiffusion/pipeckpts`` or a copy of it elsewhere) must hold for
+    ``purpose``, relative to that folder, in registry order."""
+    return [f.local_path[len(_MV) + 1:] for f in REGISTRY
+            if f.purpose == purpose and f.source == HF and f.local_path.startswith(_MV + "/")]
+
+
 @dataclass(frozen=True)
 class Requirement:
     """A need that is met by ANY one of ``alternatives`` (each a tuple of file ids that must ALL be present).
