@@ -18,4 +18,4 @@ run: setup
 	$(PY) scripts/run_facelift.py $(ARGS)
 
 parity: setup
-	$(PY) -m facelift_models.parity ../shared/reference/*_*.json
+	$(PY) -m facelift_models.parity tests/fixtures/parity/*_*.json $(wildcard ../shared/reference/*_*.json)

@@ -33,10 +33,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def reference_dir() -> Path:
-    for cand in (REPO.parent / "shared" / "reference", REPO / "shared" / "reference"):
-        if (cand / "README.md").exists():
-            return cand
-    raise SystemExit("parity fixtures not found (../shared/reference); pass --reference")
+    """The project's vendored copy of the parity fixtures."""
+    return REPO / "tests" / "fixtures" / "parity"
 
 
 def sync(device: torch.device) -> None:

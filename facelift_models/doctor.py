@@ -95,10 +95,10 @@ def render_backends(smoke: bool = True) -> dict[str, Any]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         names = list(getattr(render, "BACKENDS", ("torch", "numba", "gsplat")))
         available = set(render.available_backends(device)) if hasattr(render, "available_backends") else set(names)
-        auto = render.pick_backend(device) if hasattr(render, "pick_backend") else None
+        auto, why = render.explain_backend(device)
     except Exception as exc:
         return {"error": f"render backend query failed: {type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"device": device, "auto": auto, "backends": {}}
+    out: dict[str, Any] = {"device": device, "auto": auto, "auto_reason": why, "backends": {}}
     for name in names:
         entry: dict[str, Any] = {"available": name in available}
         if smoke and name in available:
@@ -211,7 +211,7 @@ def format_report(r: dict[str, Any]) -> str:
             state = ("works" if b.get("works") else f"FAILS ({b.get('error', 'wrong image')})") if "works" in b else \
                 ("available" if b["available"] else "not available")
             lines.append(f"  {name:<8} {state}")
-        lines.append(f"  auto picks: {rb.get('auto')} on {rb.get('device')}")
+        lines.append(f"  auto picks: {rb.get('auto')} on {rb.get('device')} ({rb.get('auto_reason')})")
     lines += ["", r["licence"]]
     return "\n".join(lines)
 

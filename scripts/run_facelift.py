@@ -2,8 +2,8 @@
 """The README's "run" job: one face photo -> a 3D Gaussian head, through a real local ComfyUI and its HTTP API.
 
 It provisions the local ComfyUI with this pack, checks the FaceLift weights (and offers the opt-in download),
-runs the shipped workflow ``workflows/facelift_photo_to_head_api.json`` on the photo (default: the bundled
-``examples/astronaut.png``) and prints where the PLY, the 6 views and the turntable went. Without weights (e.g.
+runs the shipped workflow ``workflows/api/facelift_photo_to_head_api.json`` on the photo (default: the bundled
+``samples/astronaut.png``) and prints where the PLY, the 6 views and the turntable went. Without weights (e.g.
 offline) it stops before starting anything, with the list of missing files and how to get them.
 
     .venv/bin/python scripts/run_facelift.py                       # normally through `make run`
@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from harness import comfy_host  # noqa: E402
 
-DEFAULT_IMAGE = REPO / "examples" / "astronaut.png"
-WORKFLOW = REPO / "workflows" / "facelift_photo_to_head_api.json"
+DEFAULT_IMAGE = REPO / "samples" / "astronaut.png"
+WORKFLOW = REPO / "workflows" / "api" / "facelift_photo_to_head_api.json"
 # Node ids of the shipped API workflow.
 N_LOAD_IMAGE, N_SAMPLER, N_SAVE_PLY, N_RENDER, N_TURNTABLE, N_VIEWS, N_CROP, N_MP4 = \
     "1", "4", "6", "7", "8", "9", "10", "12"

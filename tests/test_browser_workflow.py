@@ -22,7 +22,7 @@ def _ensure_input_image(server, name: str) -> None:
     dest = server.input_dir / name
     if dest.exists():
         return
-    example = REPO / "examples" / name
+    example = REPO / "samples" / name
     if example.exists():
         shutil.copyfile(example, dest)
     else:

@@ -10,7 +10,7 @@ import torch
 
 from facelift_models import cameras as C
 from facelift_models.errors import InputError
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 
 GSLRM_SIDECARS = sidecars("gslrm")
 
@@ -58,7 +58,7 @@ def test_every_camera_is_rigid_and_looks_at_origin():
         assert (rot[:, 2, 1] <= 1e-6).all()
 
 
-@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=[p.stem for p in GSLRM_SIDECARS])
+@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=fixture_id)
 def test_official_views_match_fixture_cameras(path):
     meta, t = _fixture_tensors(path)
     if list(meta.get("camera_indices", [])) != [2, 1, 0, 5, 4, 3]:
@@ -182,7 +182,7 @@ def test_posed_input_channels():
     assert torch.allclose(torch.linalg.cross(p - o, d, dim=1), torch.zeros_like(p), atol=1e-5)
 
 
-@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=[p.stem for p in GSLRM_SIDECARS])
+@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=fixture_id)
 def test_rays_and_posed_input_match_fixture(path):
     meta, t = _fixture_tensors(path)
     img = t["in.image"]

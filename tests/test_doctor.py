@@ -133,3 +133,17 @@ def test_comfyui_found_above_the_pack(tmp_path, monkeypatch):
     monkeypatch.setattr(doctor, "__file__", str(pkg / "doctor.py"))
     monkeypatch.delitem(__import__("sys").modules, "folder_paths", raising=False)
     assert doctor.comfyui_info() == {"found": True, "path": str(comfy), "version": "0.3.99"}
+
+
+def test_report_says_which_cpu_backend_auto_uses_and_why(monkeypatch):
+    from facelift_models import render
+
+    r = doctor.render_backends(smoke=False)
+    assert r["device"] == "cpu" and r["auto"] == "numba"  # numba is a requirement of the pack
+    assert "numba" in r["auto_reason"]
+    assert "auto picks: numba on cpu (CPU device and numba installed" in doctor.format_report(
+        doctor.collect(None, smoke_render=False) | {"render": r})
+
+    monkeypatch.setattr(render, "numba_available", lambda: False)
+    r = doctor.render_backends(smoke=False)
+    assert r["auto"] == "torch" and "pip install numba" in r["auto_reason"]

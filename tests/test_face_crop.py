@@ -14,7 +14,7 @@ from facelift_models.parity.face_crop import crop_config_from_sidecar
 from facelift_models.errors import InputError, NoFaceError
 from facelift_models.face.mtcnn import load_mtcnn
 from facelift_models.parity.common import Fixture, run_fixture
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 from tests.mtcnn_weights import mtcnn_weights_dir
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -38,8 +38,7 @@ def astronaut_crop(detector, astronaut):
 @pytest.fixture(scope="module")
 def public():
     paths = [p for p in sidecars("face_crop") if p.stem == "facecrop_public"]
-    if not paths:
-        pytest.skip("facecrop_public.json not in the reference folder")
+    assert paths, "facecrop_public.json is missing from tests/fixtures/parity/"
     return Fixture(paths[0])
 
 
@@ -55,7 +54,7 @@ def _portrait_alpha(h, w):
 
 
 # ----------------------------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("sidecar", sidecars("face_crop"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("sidecar", sidecars("face_crop"), ids=fixture_id)
 def test_parity_every_face_crop_sidecar(sidecar, detector, monkeypatch):
     monkeypatch.setenv("FACELIFT_MTCNN_DIR", str(mtcnn_weights_dir()))
     report = run_fixture(sidecar)
@@ -66,7 +65,7 @@ def test_parity_every_face_crop_sidecar(sidecar, detector, monkeypatch):
 def test_example_file_is_the_fixture_image(public):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    path = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), public.tensor("in.astronaut.image").numpy())
 
 

@@ -13,17 +13,16 @@ from PIL import Image
 
 from facelift_models.errors import InputError, Interrupted, WeightsError
 from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, load_mv_diffusion,
-                                         prepare_input_image, sample_views, tile_latents,
-                                         tile_views)
+                                                prepare_input_image, sample_views, tile_latents, tile_views)
 from facelift_models.multiview.view_embeddings import CACHE_FILENAME
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 from harness.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
 from tests.parity_cli import run_parity
 
 FAST = MVDiffusionConfig(num_inference_steps=2)
 
 
-@pytest.mark.parametrize("sidecar", sidecars("mv_pipeline"), ids=lambda p: p.name)
+@pytest.mark.parametrize("sidecar", sidecars("mv_pipeline"), ids=fixture_id)
 def test_parity_mv_pipeline(sidecar):
     res = run_parity(sidecar)
     assert res.returncode == 0 and "PASS" in res.stdout.splitlines()[-1], res.stdout + res.stderr[-3000:]

@@ -11,12 +11,12 @@ from facelift_models.errors import WeightsError
 from facelift_models.multiview.attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
                                           mv_attention_state)
 from facelift_models.multiview.unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
-from tests.conftest import reference_dir, sidecars
+from tests.conftest import reference_file, sidecars, fixture_id
 from tests.parity_cli import run_parity
 from harness.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
 
 
-@pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=lambda p: p.name)
+@pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=fixture_id)
 def test_parity_mv_unet(sidecar):
     res = run_parity(sidecar)
     assert res.returncode == 0 and "PASS" in res.stdout.splitlines()[-1], res.stdout + res.stderr[-3000:]
@@ -115,7 +115,7 @@ def test_official_config_is_split_into_stock_and_mv_parts():
 
 
 def test_full_size_manifest_on_meta():
-    manifest = json.loads((reference_dir() / "mv_unet_full_state_dict.json").read_text())
+    manifest = json.loads((reference_file("mv_unet_full_state_dict.json")).read_text())
     unet = build_mv_unet(MVUNetConfig.from_official(manifest["config_used"]), device="meta")
     sd = unet.state_dict()
     want = {k: tuple(v["shape"]) for k, v in manifest["state_dict"].items()}

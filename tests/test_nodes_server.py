@@ -1,6 +1,6 @@
 """The FaceLift nodes inside a real ComfyUI 0.3.75 server, driven through its HTTP/websocket API.
 
-Weights are tiny random networks written in the official on-disk layout (tests/tiny_models.py) into the session's
+Weights are tiny random networks written in the official on-disk layout (harness/tiny_models.py) into the session's
 models folder, which the server reads through --extra-model-paths-config. They prove the plumbing: schemas,
 loading through folder_paths, the shared model cache, progress, interruption and error reporting.
 """
@@ -8,12 +8,14 @@ loading through folder_paths, the shared model cache, progress, interruption and
 from __future__ import annotations
 
 import shutil
+import stat
 import time
 import uuid
 
 import numpy as np
 import pytest
 
+from facelift_models.atomic_io import default_file_mode
 from tests import facelift_server_helpers as H
 
 pytestmark = pytest.mark.server
@@ -185,7 +187,7 @@ def test_user_cameras_json(comfy, tiny):
 
 
 # ------------------------------------------------------------------------------------ save / load / render
-def test_save_formats_and_load_back(comfy, first_run):
+def test_save_formats_and_load_back(comfy, comfy_server, first_run):
     res, _, _ = first_run
     assert res.status == "success", H.error_text(res)
     rel = res.outputs["6"]["text"][0]
@@ -217,6 +219,10 @@ def test_save_formats_and_load_back(comfy, first_run):
             assert ("red" in props) == fmt.startswith("ply (official")
         elif fmt == "splat":
             assert len(data) == 32 * count
+        # Written like any other output: the mode a plain open() gives under the umask the server inherited from
+        # this process (not mkstemp's 0600).
+        path = comfy_server.output_dir / f["subfolder"] / f["filename"]
+        assert stat.S_IMODE(path.stat().st_mode) == default_file_mode(), (fmt, oct(path.stat().st_mode))
     assert {H.image_of(comfy, r).size for r in out.outputs["p"]["images"]} == {(40, 40)}
 
 

@@ -15,12 +15,12 @@ from facelift_models.gaussians import Gaussians
 from facelift_models.parity.common import run_fixture
 from facelift_models.render import available_backends, render
 from facelift_models.render.projection import covariances, project
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 
 CPU_BACKENDS = available_backends("cpu")
 
 
-@pytest.mark.parametrize("sidecar", sidecars("render"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("sidecar", sidecars("render"), ids=fixture_id)
 def test_parity_every_render_fixture(sidecar):
     report = run_fixture(sidecar)
     failed = [(l.key, l.max_abs_diff, l.detail) for l in report.lines if not l.ok]
