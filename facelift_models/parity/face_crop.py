@@ -47,39 +47,39 @@ def _sidecar_weight_dirs(fixture: Fixture) -> list[Path]:
     return dirs
 
 
+def _floats(v) -> tuple[float, ...]:
+    return tuple(float(x) for x in v)
+
+
+def _ints(v) -> tuple[int, ...]:
+    return tuple(int(x) for x in v)
+
+
+# sidecar field -> (config field, conversion)
+_MTCNN_FIELDS = {"min_face_size": ("min_face_size", float), "thresholds": ("thresholds", _floats),
+                 "factor": ("factor", float), "select_largest": ("select_largest", bool)}
+_CROP_FIELDS = {"TRAINING_SET_FACE_SIZE": ("face_size", float), "TRAINING_SET_FACE_CENTER": ("face_center", _floats),
+                "output_image_size": ("output_size", int), "background_color": ("background_color", _ints),
+                "face_prob_threshold_value": ("prob_threshold", float)}
+
+
+def _fields(src: dict[str, Any], table: dict) -> dict[str, Any]:
+    """The config keywords of the sidecar fields present in ``src`` (unknown fields are ignored)."""
+    return {name: conv(src[key]) for key, (name, conv) in table.items() if key in src}
+
+
 def mtcnn_config_from_sidecar(mtcnn: dict[str, Any]) -> MTCNNConfig:
-    """The detector settings of a ``face_crop`` sidecar's ``mtcnn`` object (unknown fields are ignored)."""
-    kw: dict[str, Any] = {}
-    if "min_face_size" in mtcnn:
-        kw["min_face_size"] = float(mtcnn["min_face_size"])
-    if "thresholds" in mtcnn:
-        kw["thresholds"] = tuple(float(t) for t in mtcnn["thresholds"])
-    if "factor" in mtcnn:
-        kw["factor"] = float(mtcnn["factor"])
-    if "select_largest" in mtcnn:
-        kw["select_largest"] = bool(mtcnn["select_largest"])
-    return MTCNNConfig(**kw)
+    """The detector settings of a ``face_crop`` sidecar's ``mtcnn`` object."""
+    return MTCNNConfig(**_fields(mtcnn, _MTCNN_FIELDS))
 
 
 def crop_config_from_sidecar(crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
                              **overrides: Any) -> FaceCropConfig:
     """The crop settings of a ``face_crop`` sidecar's ``crop_constants`` (and ``resampling``) objects."""
-    c = crop_constants
-    kw: dict[str, Any] = {}
-    if "TRAINING_SET_FACE_SIZE" in c:
-        kw["face_size"] = float(c["TRAINING_SET_FACE_SIZE"])
-    if "TRAINING_SET_FACE_CENTER" in c:
-        kw["face_center"] = tuple(float(v) for v in c["TRAINING_SET_FACE_CENTER"])
-    if "output_image_size" in c:
-        kw["output_size"] = int(c["output_image_size"])
-    if "background_color" in c:
-        kw["background_color"] = tuple(int(v) for v in c["background_color"])
-    if "face_prob_threshold_value" in c:
-        kw["prob_threshold"] = float(c["face_prob_threshold_value"])
+    kw = _fields(crop_constants, _CROP_FIELDS)
     if resampling and "pil_resample" in resampling:
         kw["resample"] = int(resampling["pil_resample"])
-    kw.update(overrides)
-    return FaceCropConfig(**kw)
+    return FaceCropConfig(**{**kw, **overrides})
 
 
 def resolve_weights_dir(fixture: Fixture) -> Path:
