@@ -210,20 +210,16 @@ def remove_background(rgb: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- detection
-_DEFAULT_DETECTORS: dict[str, Any] = {}
-
-
 def default_detector(device: str = "cpu"):
-    """An MTCNN loaded from :func:`facelift_models.config.mtcnn_search_dirs` or an installed facenet-pytorch, kept
-    for the process (library use; inside ComfyUI the nodes' model cache holds the detector instead)."""
+    """An MTCNN loaded from :func:`facelift_models.config.mtcnn_search_dirs` or an installed facenet-pytorch.
+
+    Loaded on each call (no cache here: inside ComfyUI the nodes' model cache holds the detector); keep the result
+    and pass it as ``detector=`` to crop many images (:func:`crop_faces` loads it once per batch)."""
     from ..config import mtcnn_search_dirs
     from ..weights.mtcnn_files import require_mtcnn_weights
     from . import mtcnn
 
-    key = str(device)
-    if key not in _DEFAULT_DETECTORS:
-        _DEFAULT_DETECTORS[key] = mtcnn.load_mtcnn(require_mtcnn_weights(mtcnn_search_dirs()), device)
-    return _DEFAULT_DETECTORS[key]
+    return mtcnn.load_mtcnn(require_mtcnn_weights(mtcnn_search_dirs()), device)
 
 
 def _detector_config_for(det_cfg, prob_threshold: float):
@@ -435,6 +431,8 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         mlist = mlist * len(items)
     if mlist is not None and len(mlist) != len(items):
         raise InputError(f"{len(mlist)} masks for {len(items)} images; give one mask, or one per image.")
+    if detector is None and not overrides.get("skip_detection", (config or FaceCropConfig()).skip_detection):
+        detector = default_detector()  # once for the whole batch
     results: list[CropResult | None] = []
     failures: list[tuple[int, FaceLiftError]] = []
     for i, img in enumerate(items):

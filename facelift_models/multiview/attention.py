@@ -125,14 +125,6 @@ def install_mv_attention(unet: torch.nn.Module, num_views: int = 6, mode: MVAtte
     return len(names)
 
 
-def mv_attention_state(unet: torch.nn.Module) -> tuple[int, int, set]:
-    """(number of attn1 modules, how many carry a multi-view processor, the set of their modes)."""
-    procs = unet.attn_processors
-    names = attn1_processor_names(unet)
-    mv = [procs[n] for n in names if isinstance(procs[n], MultiViewAttnProcessor)]
-    return len(names), len(mv), {p.mode for p in mv}
-
-
 def assert_mv_attention(unet: torch.nn.Module, num_views: int, mode: MVAttentionMode = "sparse") -> None:
     """Raise if any ``attn1`` lost the multi-view processor (e.g. after a global attention override)."""
     procs = unet.attn_processors

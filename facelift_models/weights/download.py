@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import WeightsError
+from ..config import ENV_MODELS_DIR
 from .store import (FACE_CROP, HF, LICENCE_NAME, LICENCE_SHORT, RECONSTRUCTION, REPO_ID, REPO_URL, REVISION, SAMPLING,
                     VIEW_EMBEDDINGS, ModelStore, WeightFile, download_command, human_size,
                     resolve_models_dir, sha256_of)
@@ -365,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m facelift_models.download",
         description=f"Download the official FaceLift weights ({REPO_URL}, revision {REVISION[:7]}) into the models "
                     f"folder. {LICENCE_SHORT}")
-    ap.add_argument("--models-dir", help="models folder (default: $FACELIFT_MODELS_DIR or ComfyUI/models/facelift)")
+    ap.add_argument("--models-dir", help=f"models folder (default: ${ENV_MODELS_DIR} or ComfyUI/models/facelift)")
     ap.add_argument("--components", nargs="+", choices=DOWNLOADABLE, default=list(DEFAULT_COMPONENTS),
                     help="what to fetch (default: sampling reconstruction face_crop; face_crop = the MIT MTCNN "
                          "weights from the facenet-pytorch wheel on PyPI)")
