@@ -88,31 +88,29 @@ def make_handle(kind: str, name: str, path: Path, precision: str = "auto", devic
 
 
 # ----------------------------------------------------------------------------------------- device/dtype
+def _comfy_device(device: str, which: str, fallback: str):
+    """CPU when pinned there, else ComfyUI's ``model_management.<which>()`` (``fallback`` outside ComfyUI)."""
+    import torch
+
+    if device == "cpu":
+        return torch.device("cpu")
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return torch.device(fallback)
+    return getattr(mm, which)()
+
+
 def torch_device(device: str = "auto"):
     """The compute device: ComfyUI's device for "auto" (honours --cpu), else CPU."""
     import torch
 
-    if device == "cpu":
-        return torch.device("cpu")
-    try:
-        import comfy.model_management as mm
-
-        return mm.get_torch_device()
-    except ImportError:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return _comfy_device(device, "get_torch_device", "cuda" if torch.cuda.is_available() else "cpu")
 
 
 def offload_device(device: str = "auto"):
-    import torch
-
-    if device == "cpu":
-        return torch.device("cpu")
-    try:
-        import comfy.model_management as mm
-
-        return mm.unet_offload_device()
-    except ImportError:
-        return torch.device("cpu")
+    """Where ComfyUI parks a model it is not running (RAM), CPU when pinned there."""
+    return _comfy_device(device, "unet_offload_device", "cpu")
 
 
 def torch_dtype(precision: str, device):
