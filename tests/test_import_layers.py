@@ -195,3 +195,14 @@ def test_model_code_imports_no_host_or_tooling():
             if name.split(".")[0] in forbidden:
                 bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("command", ["download", "convert", "doctor", "parity"])
+def test_commands_keep_their_names(command):
+    """``python -m facelift_models.<command>`` survives the re-layering (download is a thin alias)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", f"facelift_models.{command}", "--help"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and f"python -m facelift_models.{command}" in p.stdout, p.stdout + p.stderr
