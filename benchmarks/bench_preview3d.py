@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_preview3d.py --gaussians 1572866 --out benchmarks/results/x.json
 
-Starts the test ComfyUI (tests/comfy_host.py), writes the synthetic head of tests/preview3d_browser.py with
+Starts the test ComfyUI (harness/comfy_host.py), writes the synthetic head of harness/preview3d_browser.py with
 ``--gaussians`` splats as a .spz into the input folder, loads Load PLY -> Preview 3D in the graph editor and
 queues it from the page. Reported: ``queue_to_first_frame_s`` (wall time in the test process: server work +
 transfer + viewer), ``executed_to_first_frame_s`` (the widget's own figure, from the node's `executed` message:
@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import comfy_host  # noqa: E402
-from tests import preview3d_browser as pb  # noqa: E402
+from harness import comfy_host  # noqa: E402
+from harness import preview3d_browser as pb  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
 
-    from facelift_models import export
+    from facelift_models.formats import export
 
     run_dir = Path(tempfile.mkdtemp(prefix="facelift-bench-preview3d-"))
     server = comfy_host.ComfyServer(run_dir, comfy_host.provision())
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         export.export(g, server.input_dir / name)
         print(f"wrote {a.gaussians:,} Gaussians as {name} in {time.perf_counter() - t:.1f} s", flush=True)
         client = server.client()
-        _, ui = pb.preview_workflow(client.object_info(), name)
+        _, ui = pb.preview_workflow(name)
         with pb.PreviewPage(server.url, timeout=a.timeout) as page:
             page.load_graph(ui)
             t0 = page.queue()

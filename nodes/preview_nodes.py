@@ -14,7 +14,7 @@ from comfy_api.latest import io
 
 from .common import CATEGORY, check_interrupted, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
-from .io_nodes import FaceLiftLoadPLY, front_preview, read_splat_file
+from .io_nodes import FaceLiftLoadPLY, front_preview, resolve_splat_file
 
 UI_KEY = "facelift_splat"  # read by web/facelift_preview3d.js
 TEMP_PREFIX = "FaceLift/preview3d"
@@ -22,7 +22,7 @@ TEMP_PREFIX = "FaceLift/preview3d"
 
 def display_format() -> str:
     """.spz (about 10x smaller than .splat) when gsply is installed, else .splat; both open in Spark."""
-    from ..facelift_models import export
+    from ..facelift_models.formats import export
 
     return "spz" if export.spz_available() else "splat"
 
@@ -64,8 +64,8 @@ class FaceLiftPreview3D(io.ComfyNode):
     def execute(cls, gaussians: GaussianHeads | None = None, path: str = "") -> io.NodeOutput:
         import folder_paths
 
-        from ..facelift_models import export
         from ..facelift_models.errors import InputError
+        from ..facelift_models.formats import export
 
         path = (path or "").strip()
         if gaussians is not None:
@@ -73,7 +73,7 @@ class FaceLiftPreview3D(io.ComfyNode):
                 raise InputError("FaceLift Preview 3D: 'gaussians' must come from FaceLift Reconstruct or Load PLY.")
             g, heads = gaussians.items[0], len(gaussians)
         elif path:
-            g, _, _ = read_splat_file(path.splitlines()[0])
+            g, _ = export.load(resolve_splat_file(path.splitlines()[0]))
             heads = 1
         else:
             raise InputError("FaceLift Preview 3D: nothing to show. Connect 'gaussians' (from FaceLift Reconstruct "

@@ -14,8 +14,8 @@ import uuid
 import numpy as np
 import pytest
 
-from tests import comfy_host
-from tests import preview3d_browser as pb
+from harness import comfy_host
+from harness import preview3d_browser as pb
 from tests.conftest import artifacts_dir
 
 HEAD_GAUSSIANS = 20000
@@ -35,7 +35,7 @@ def _cpu_reference(g, width: int, height: int) -> np.ndarray:
 
 
 def _write_head(server, n: int = HEAD_GAUSSIANS):
-    from facelift_models import export
+    from facelift_models.formats import export
 
     g = pb.synthetic_head(n)
     name = f"facelift_synthetic_head_{uuid.uuid4().hex[:8]}.ply"
@@ -54,7 +54,7 @@ def _centroid_offset(img: np.ndarray, region: str) -> tuple[float, float]:
 def test_preview3d_shows_the_head_and_reacts_to_the_mouse(comfy_server, comfy):
     comfy_host.require_browser()
     g, ply = _write_head(comfy_server)
-    _, ui = pb.preview_workflow(comfy.object_info(), ply)
+    _, ui = pb.preview_workflow(ply)
     art = artifacts_dir()
 
     with pb.PreviewPage(comfy_server.url) as page:
@@ -138,7 +138,7 @@ def test_preview3d_shows_the_head_and_reacts_to_the_mouse(comfy_server, comfy):
 def test_preview3d_without_webgl_shows_the_rendered_front_view(comfy_server, comfy):
     comfy_host.require_browser()
     _, ply = _write_head(comfy_server, n=3000)
-    _, ui = pb.preview_workflow(comfy.object_info(), ply)
+    _, ui = pb.preview_workflow(ply)
 
     with pb.PreviewPage(comfy_server.url, webgl=False) as page:
         assert not page.page.evaluate("() => !!document.createElement('canvas').getContext('webgl2')")

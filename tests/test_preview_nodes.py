@@ -22,7 +22,7 @@ BUNDLE = WEB / "lib" / "facelift_splat_viewer.mjs"
 
 def _read_display_file(comfy, record: dict, tmp_path: Path):
     """The temp file the widget fetches, read back into FaceLift-world Gaussians."""
-    from facelift_models import export
+    from facelift_models.formats import export
 
     assert record["type"] == "temp" and record["format"] in ("spz", "splat")
     f = tmp_path / record["filename"]
@@ -34,7 +34,7 @@ def _read_display_file(comfy, record: dict, tmp_path: Path):
 @pytest.mark.server
 def test_preview_of_the_tiny_photo_workflow(comfy, comfy_server, comfy_models_dir, tmp_path):
     """Photo -> tiny weights -> Reconstruct -> Preview 3D (from the Gaussians, and from Save's path)."""
-    from facelift_models import ply
+    from facelift_models.formats import ply
 
     H.ensure_tiny_models(comfy_models_dir)
     H.upload_portrait(comfy)
@@ -62,8 +62,8 @@ def test_preview_of_the_tiny_photo_workflow(comfy, comfy_server, comfy_models_di
 @pytest.mark.server
 def test_preview_reads_a_file_path_and_keeps_orientation(comfy, comfy_server, tmp_path):
     """An official PLY (FaceLift axes) given by path is shown in the viewer (OpenCV) axes: y down, face to -z."""
-    from facelift_models import export
-    from tests.preview3d_browser import synthetic_head
+    from facelift_models.formats import export
+    from harness.preview3d_browser import synthetic_head
 
     g = synthetic_head(2000)
     name = f"facelift_preview_{uuid.uuid4().hex[:8]}.ply"

@@ -4,7 +4,7 @@
 // arrives as bytes from the caller.
 //
 // Orientation. The files it shows are in the 3DGS/OpenCV axes (y down, the face toward -z: what
-// facelift_models.export writes by default, = the frame of FaceLift's front camera centred on the head).
+// facelift_models.formats.export writes by default, = the frame of FaceLift's front camera centred on the head).
 // The mesh is turned 180 deg about X into three.js's y-up world (as ComfyUI's own Load 3D does), so the
 // default camera at +z, looking at the origin, sees exactly FaceLift Render's front frame: radius 2.7,
 // 50 deg field of view (across the shorter side of the canvas).

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from tests import comfy_host
+from harness import comfy_host
 
 # Software WebGL in headless Chromium (SwiftShader through ANGLE).
 SWIFTSHADER_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
@@ -237,16 +237,19 @@ class PreviewPage:
         return png_to_array(path.read_bytes())
 
 
-def preview_workflow(object_info: dict, ply_name: str, size: tuple[int, int] = (480, 560)) -> tuple[dict, dict]:
+def preview_workflow(ply_name: str, size: tuple[int, int] = (480, 560)) -> tuple[dict, dict]:
     """(API prompt, UI workflow) of FaceLift Load PLY -> FaceLift Preview 3D, the preview node ``size`` big."""
-    from tests.ui_workflow import api_to_ui
-
     api = {"1": {"class_type": "FaceLiftLoadPLY", "inputs": {"path": ply_name, "axes": "auto"}},
            "2": {"class_type": "FaceLiftPreview3D", "inputs": {"gaussians": ["1", 0], "path": ""}}}
-    ui = api_to_ui(api, object_info)
-    for node in ui["nodes"]:
-        if node["type"] == "FaceLiftPreview3D":
-            node["pos"], node["size"] = [380, 20], list(size)
-        else:
-            node["pos"] = [20, 20]
+    gaussians = "FACELIFT_GAUSSIANS"
+    nodes = [
+        {"id": 1, "type": "FaceLiftLoadPLY", "pos": [20, 20], "size": [320, 120], "flags": {}, "order": 0,
+         "mode": 0, "inputs": [], "outputs": [{"name": "gaussians", "type": gaussians, "links": [1], "slot_index": 0}],
+         "properties": {"Node name for S&R": "FaceLiftLoadPLY"}, "widgets_values": [ply_name, "auto"]},
+        {"id": 2, "type": "FaceLiftPreview3D", "pos": [380, 20], "size": list(size), "flags": {}, "order": 1,
+         "mode": 0, "inputs": [{"name": "gaussians", "type": gaussians, "link": 1, "shape": 7}], "outputs": [],
+         "properties": {"Node name for S&R": "FaceLiftPreview3D"}, "widgets_values": [""]},
+    ]
+    ui = {"last_node_id": 2, "last_link_id": 1, "nodes": nodes, "links": [[1, 1, 0, 2, 0, gaussians]],
+          "groups": [], "config": {}, "extra": {"ds": {"scale": 1, "offset": [0, 0]}}, "version": 0.4}
     return api, ui
