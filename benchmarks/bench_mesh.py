@@ -6,7 +6,7 @@
 Cases:
 - ``head_1.57M``: a head-sized stand-in for GS-LRM's raw output (6 x 512 x 512 = 1,572,864 Gaussians: an ellipsoid
   skull with nose and ears of surface discs, semi-transparent interior blobs, near-transparent background
-  Gaussians and floaters; ``tests/mesh_shapes.head_like``), meshed at the default settings (resolution 256,
+  Gaussians and floaters; ``harness/mesh_shapes.head_like``), meshed at the default settings (resolution 256,
   4 Taubin iterations, 200 k faces, colours from the Gaussians). Times: first call (numba compiles its kernel
   once per machine, cached on disk) and the best of --repeats; per-stage times of the last call.
 - quality cases (the mesh tests' shapes): ellipsoid shell and two-colour sphere, dense (150 k) and sparse
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from facelift_models import cameras  # noqa: E402
 from facelift_models.mesh import gaussians_to_mesh  # noqa: E402
 from facelift_models.render import render  # noqa: E402
-from tests import mesh_shapes as S  # noqa: E402
+from harness import mesh_shapes as S  # noqa: E402
 
 
 def _timed_stages(g, **kw):

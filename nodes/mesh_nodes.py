@@ -93,12 +93,12 @@ class FaceLiftGaussiansToMesh(io.ComfyNode):
                 target_faces: int = 200_000, color_source: str = "gaussians") -> io.NodeOutput:
         from ..facelift_models.errors import InputError
         from ..facelift_models.mesh import PROGRESS_TOTAL, gaussians_to_mesh
-        from . import model_cache
+        from . import cache
 
         if not isinstance(gaussians, GaussianHeads):
             raise InputError("FaceLift Gaussians to Mesh: 'gaussians' must come from FaceLift Reconstruct or "
                              "Load PLY.")
-        device = model_cache.torch_device("auto")
+        device = cache.torch_device("auto")
         bar = progress_bar(PROGRESS_TOTAL * len(gaussians))
         out = []
         for i, g in enumerate(gaussians.items):

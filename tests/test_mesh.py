@@ -13,7 +13,7 @@ from facelift_models.errors import InputError, Interrupted
 from facelift_models.gaussians import Gaussians
 from facelift_models.mesh import ColoredMesh, density, gaussians_to_mesh
 from facelift_models.render import render
-from tests import mesh_shapes as S
+from harness import mesh_shapes as S
 
 DENSE, SPARSE = 150_000, 20_000
 CASES = [(shape, n) for shape in ("ellipsoid", "two_colour_sphere") for n in (DENSE, SPARSE)]

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from tests import comfy_host
+from harness import comfy_host
+from harness.preview3d_browser import SWIFTSHADER_ARGS
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
-# WebGL without a GPU: Chromium's software rasteriser (the harness's --disable-gpu would turn WebGL off)
-WEBGL_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-              "--ignore-gpu-blocklist"]
+# WebGL without a GPU: Chromium's software rasteriser (the graph-editor helper's --disable-gpu would turn it off)
+WEBGL_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"] + SWIFTSHADER_ARGS
 
 
 def _preview_graph(model_file: str) -> dict:
@@ -30,7 +30,7 @@ def _write_sphere_glb(path) -> None:
     """A two-colour sphere (red top, blue bottom) meshed from Gaussians and written by the pack's writer."""
     from facelift_models.formats.mesh import write_mesh
     from facelift_models.mesh import gaussians_to_mesh
-    from tests.mesh_shapes import splat, two_colour_sphere
+    from harness.mesh_shapes import splat, two_colour_sphere
 
     shape = two_colour_sphere(0.4, top=(0.9, 0.1, 0.1), bottom=(0.1, 0.2, 0.9))
     write_mesh(gaussians_to_mesh(splat(shape, 20_000), resolution=64, target_faces=4000), path)

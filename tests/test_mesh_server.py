@@ -75,8 +75,8 @@ def test_photo_to_mesh_workflow_writes_glb_obj_ply_with_vertex_colours(mesh_run)
 
 def test_empty_gaussians_give_a_clear_error(comfy, comfy_models_dir, tmp_path):
     """A head whose Gaussians are all transparent: the mesh node says so instead of writing a file."""
-    from facelift_models import ply
-    from tests.mesh_shapes import from_arrays
+    from facelift_models.formats import ply
+    from harness.mesh_shapes import from_arrays
 
     g = from_arrays([[0.0, 0, 0], [0.1, 0, 0]], [[0.01] * 3] * 2, [[1.0, 0, 0, 0]] * 2, [1e-4, 1e-4], [[1, 0, 0]] * 2)
     path = tmp_path / "transparent.ply"

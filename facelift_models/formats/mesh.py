@@ -13,6 +13,7 @@ as is, which is what those formats' readers show. ``read_mesh`` undoes both, ret
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,34 @@ from ..atomic_io import atomic_path
 from ..errors import InputError
 
 FORMATS = ("glb", "obj", "ply")
+
+
+@dataclass(frozen=True)
+class ColoredMesh:
+    """A triangle mesh with one colour per vertex.
+
+    vertices: [V,3] float32 positions (FaceLift world: z up, face toward -y).
+    faces:    [F,3] int64 vertex indices, counter-clockwise seen from outside.
+    colors:   [V,3] float32 RGB in [0,1], in the Gaussians' own (display, sRGB-like) space.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray
+
+    def __post_init__(self) -> None:
+        v, f, c = self.vertices, self.faces, self.colors
+        if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or c.shape != v.shape:
+            raise ValueError(f"ColoredMesh: vertices {v.shape}, faces {f.shape} and colors {c.shape} must be "
+                             "[V,3], [F,3] and [V,3].")
+
+    def __repr__(self) -> str:
+        return f"ColoredMesh({len(self.vertices):,} vertices, {len(self.faces):,} faces)"
+
+
+        rgba = np.concatenate([np.round(self.colors * 255.0), np.full((len(self.colors), 1), 255.0)], 1)
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_colors=rgba.astype(np.uint8), process=False)
+
 
 # facelift world (z up, face toward -y) -> file frame (y up, face toward +z): a rotation of -90 deg about x
 FACELIFT_TO_FILE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -58,7 +87,7 @@ def _trimesh_for(mesh, fmt: str):
 
 
 def mesh_bytes(mesh, fmt: str) -> bytes:
-    """The file contents of ``mesh`` (a ``facelift_models.mesh.ColoredMesh``) in format ``fmt``."""
+    """The file contents of ``mesh`` (a ``ColoredMesh``) in format ``fmt``."""
     if fmt not in FORMATS:
         raise InputError(f"Unknown mesh format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if len(mesh.faces) == 0:
@@ -86,8 +115,6 @@ def write_mesh(mesh, path: str | os.PathLike, fmt: str | None = None) -> Path:
 def read_mesh(path: str | os.PathLike):
     """A ``ColoredMesh`` (FaceLift world, display colours) from a GLB/OBJ/PLY file written by ``write_mesh``."""
     import trimesh
-
-    from ..mesh import ColoredMesh
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()

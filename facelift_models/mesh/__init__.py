@@ -17,13 +17,15 @@ The mesh is returned in FaceLift's world frame (z up, face toward -y), like the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
+from ..formats.mesh import ColoredMesh
 from ..gaussians import Gaussians
+
+__all__ = ["ColoredMesh", "COLOR_SOURCES", "gaussians_to_mesh"]
 
 log = logging.getLogger("facelift.mesh")
 
@@ -36,36 +38,6 @@ MIN_RESOLUTION, MAX_RESOLUTION = 16, 768
 # progress: (stage, fraction of the whole job at which the stage ends)
 _STAGES = {"splat": 0.55, "surface": 0.75, "clean": 0.85, "decimate": 0.93, "colour": 1.0}
 PROGRESS_TOTAL = 1000
-
-
-@dataclass(frozen=True)
-class ColoredMesh:
-    """A triangle mesh with one colour per vertex.
-
-    vertices: [V,3] float32 positions (FaceLift world: z up, face toward -y).
-    faces:    [F,3] int64 vertex indices, counter-clockwise seen from outside.
-    colors:   [V,3] float32 RGB in [0,1], in the Gaussians' own (display, sRGB-like) space.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    colors: np.ndarray
-
-    def __post_init__(self) -> None:
-        v, f, c = self.vertices, self.faces, self.colors
-        if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or c.shape != v.shape:
-            raise ValueError(f"ColoredMesh: vertices {v.shape}, faces {f.shape} and colors {c.shape} must be "
-                             "[V,3], [F,3] and [V,3].")
-
-    def __repr__(self) -> str:
-        return f"ColoredMesh({len(self.vertices):,} vertices, {len(self.faces):,} faces)"
-
-    def to_trimesh(self):
-        """A ``trimesh.Trimesh`` (same frame) with uint8 vertex colours."""
-        import trimesh
-
-        rgba = np.concatenate([np.round(self.colors * 255.0), np.full((len(self.colors), 1), 255.0)], 1)
-        return trimesh.Trimesh(self.vertices, self.faces, vertex_colors=rgba.astype(np.uint8), process=False)
 
 
 def _stage_progress(progress, start: float, end: float):

@@ -43,15 +43,15 @@ class Grid:
 
 
 def _numba_splat():
-    """The numba kernel module, or None when numba is not installed (or fails to compile here)."""
+    """``numba_splat.splat_level``, or None when numba is not installed (or cannot be imported here)."""
     global _NUMBA
     if _NUMBA is False:
         try:
-            from . import numba_splat
+            from .numba_splat import splat_level
         except Exception:  # not installed, or an incompatible numba/llvmlite
             _NUMBA = None
         else:
-            _NUMBA = numba_splat
+            _NUMBA = splat_level
     return _NUMBA
 
 
@@ -91,8 +91,8 @@ def _splat_level(depth: torch.Tensor, shape, origin: torch.Tensor, h: float, mea
     """Add the optical depth of the given Gaussians to the flat grid ``depth`` of voxel size ``h``
     (numba's fused loop on CPU when numba is installed, else batched torch)."""
     if depth.device.type == "cpu" and _numba_splat() is not None:
-        _numba_splat().splat_level(depth, shape, origin, h, means, covariance_inverses(scales, quats, extra),
-                                   opacities, radius, cutoff, tick)
+        _numba_splat()(depth, shape, origin, h, means, covariance_inverses(scales, quats, extra), opacities,
+                       radius, cutoff, ALPHA_CLAMP, tick)
         return
     dev = means.device
     X, Y, Z = shape

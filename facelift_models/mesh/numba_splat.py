@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from ..render.numba_cpu import _kernel
-from .density import ALPHA_CLAMP
 
 
 @_kernel(fastmath=True)
@@ -48,7 +47,7 @@ def _splat(depth, X, Y, Z, ox, oy, oz, h, means, inv, opac, radius, cutoff, alph
 
 
 def splat_level(depth: torch.Tensor, shape, origin: torch.Tensor, h: float, means, inv_cov, opacities, radius,
-                cutoff: float, tick, batch: int = 200_000) -> None:
+                cutoff: float, alpha_clamp: float, tick, batch: int = 200_000) -> None:
     """Add the optical depth of the Gaussians to the flat CPU float32 grid ``depth`` (in place)."""
     X, Y, Z = (int(n) for n in shape)
     o = [float(v) for v in origin.tolist()]
@@ -58,5 +57,5 @@ def splat_level(depth: torch.Tensor, shape, origin: torch.Tensor, h: float, mean
               for t, dt in ((means, np.float32), (inv6, np.float32), (opacities, np.float32), (radius, np.int64))]
     for s in range(0, arrays[0].shape[0], batch):  # batches only so that progress and Cancel are honoured
         _splat(d, X, Y, Z, o[0], o[1], o[2], float(h), *(a[s:s + batch] for a in arrays), float(cutoff),
-               float(ALPHA_CLAMP))
+               float(alpha_clamp))
         tick(min(batch, arrays[0].shape[0] - s))
