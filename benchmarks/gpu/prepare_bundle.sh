@@ -163,6 +163,6 @@ echo "  .gpubundle (carried): $(mb "$total")"
 echo "  TOTAL: $(mb $((tree_bytes + total))) of 64.0 MiB (margin kept: ${MARGIN_MB} MiB)"
 echo "  optional archives kept: ${kept[*]:-none}; left out (moved to .gpubundle-cache/left-out, not carried): ${dropped[*]:-none}"
 if (( tree_bytes + total > LIMIT - MARGIN_MB * 1024 * 1024 )); then
-  echo "[bundle] ERROR: even the required part does not fit; see docs/benchmarks.md (two-call plan)." >&2
+  echo "[bundle] ERROR: even the required part (site-core, ComfyUI, MTCNN) does not fit beside this checkout; lower MARGIN_MB or make the checkout smaller." >&2
   exit 1
 fi
