@@ -259,7 +259,9 @@ def log_messages(text: str, limit: int = 40) -> list[str]:
     return [line for line in text.splitlines() if any(k.lower() in line.lower() for k in LOG_KEYWORDS)][-limit:]
 
 
-def run_benchmark(a) -> dict:
+def run_benchmark(a, save=lambda result: None) -> dict:
+    """The whole benchmark; ``save(result)`` is called after each stage with what is known so far (``complete``
+    False), so a run cut by a deadline still leaves its first figures."""
     import torch
 
     device = ("gpu" if rf.cuda_available() else "cpu") if a.device == "auto" else a.device
@@ -272,7 +274,7 @@ def run_benchmark(a) -> dict:
     work = a.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
-    result: dict = {"issue": 16, "benchmark": "bench_workflow_gpu.py", "random_weights": True,
+    result: dict = {"issue": 16, "benchmark": "bench_workflow_gpu.py", "complete": False, "random_weights": True,
                     "weights_size": size, "device": device, **environment(device),
                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if a.models_dir:
@@ -283,8 +285,10 @@ def run_benchmark(a) -> dict:
         models_root = work / "models"
         init = "cuda" if device == "gpu" else "cpu"
         result["weights"] = write_weights(models_root, size, init)
+    save(result)
     result["gsplat_first_use"] = gsplat_first_use(a.gsplat_timeout) if device == "gpu" else {
         "available": False, "reason": "CPU run"}
+    save(result)
 
     extra = rf.comfy_host.write_extra_model_paths(work / "extra_model_paths.yaml", models_root,
                                                       {"facelift": "facelift"})
@@ -313,6 +317,8 @@ def run_benchmark(a) -> dict:
                                                      if stats.get("cuda_max_allocated_mb") is not None else None)
             run["peak_vram_gb_so_far"] = vram.peak_gb() if vram else None
             runs[tag] = run
+            result[f"partial_{tag}"] = run
+            save(result)
         log = server.log_text()
     finally:
         server.stop()
@@ -354,6 +360,9 @@ def run_benchmark(a) -> dict:
                         "reloaded_on_warm_run": cold["model_loads_after"] != warm["model_loads_after"]},
         "compile_messages": log_messages(log),
     })
+    for tag in runs:
+        result.pop(f"partial_{tag}", None)
+    result["complete"] = True
     return result
 
 
@@ -380,9 +389,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {RESULTS_FILE.relative_to(REPO)} holds the full-size GPU figures only; give --out for a "
               "tiny or CPU run.", file=sys.stderr)
         return 2
-    result = run_benchmark(a)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def save(result: dict) -> None:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, out)
+
+    result = run_benchmark(a, save)
+    save(result)
     print(json.dumps({k: result.get(k) for k in ("device_name", "torch", "cuda", "photo_to_ply_s", "turntable_s",
                                                   "peak_vram_gb", "gaussians_in_ply")}, indent=2))
     print(f"wrote {out}")

@@ -96,6 +96,7 @@ def test_gpu_benchmark_runs_at_tiny_size_on_the_cpu(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     r = json.loads(out.read_text())
+    assert r["complete"] is True and "partial_warm" not in r
     assert r["weights_size"] == "tiny" and r["device"] == "cpu" and r["random_weights"] is True
     assert r["torch"] == torch.__version__ and r["device_name"]
     assert r["settings"]["steps"] == 2 and r["settings"]["official"] is False

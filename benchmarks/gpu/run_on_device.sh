@@ -8,7 +8,8 @@
 #   3. tests:  the whole test suite with the test server on ComfyUI's own device choice (the GPU:
 #      FACELIFT_TEST_SERVER_DEVICE=auto), GPU tests first -> $OUT/tests.log, tests.xml, tests_comfyui.log.
 # Everything ends by DEADLINE_S (default 570 s after the start, inside the device's 600 s per command): the
-# benchmark gets at most BENCH_MAX_S and always leaves TESTS_MIN_S; the tests stop at the deadline with SIGINT, so
+# benchmark gets at most BENCH_MAX_S and always leaves TESTS_MIN_S (its JSON is saved after each stage, with
+# "complete": false until the end); the tests stop at the deadline with SIGINT, so
 # pytest still prints its summary. Run only one phase with `bench` or `tests` as the argument; TESTS (default
 # "tests/test_cuda_pipeline.py tests") and PYTEST_ARGS narrow or extend the test run.
 #
@@ -66,8 +67,8 @@ say "environment: $(grep '^python' "$OUT/env.txt")"
 # ---------------------------------------------------------------------------------------------- 2. bench
 if [[ $PHASE == all || $PHASE == bench ]]; then
   budget=$(( $(left) - TESTS_MIN_S ))
-  [[ $PHASE == bench ]] && budget=$(left)
   (( budget > BENCH_MAX_S )) && budget=$BENCH_MAX_S
+  [[ $PHASE == bench ]] && budget=$(left)
   say "benchmark (at most ${budget}s)"
   timeout --signal=INT --kill-after=15 "$budget" "$PY" benchmarks/bench_workflow_gpu.py --device gpu \
       --work-dir /tmp/facelift-bench --out "$OUT/gpu_workflow_e2e.json" --gsplat-timeout 240 \
