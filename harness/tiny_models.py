@@ -249,7 +249,7 @@ def write_tiny_unet(folder: Path, config: dict | None = None, seed: int = 0, dev
     (fp32, as released). ``config`` defaults to the tiny one; ``device`` is where the weights are initialised."""
     from safetensors.torch import save_file
 
-    from facelift_models.mv_unet import MVUNetConfig, build_mv_unet
+    from facelift_models.multiview.unet import MVUNetConfig, build_mv_unet
 
     folder = Path(folder)
     config = dict(TINY_UNET_OFFICIAL_CONFIG if config is None else config)
@@ -377,7 +377,7 @@ def write_gslrm_checkpoint(model, path: Path, drop: str | None = None, reshape: 
 def write_gslrm(path: Path, size: str | ModelSize = "tiny", seed: int = 0, device: str = "cpu", **config) -> Path:
     """A random GS-LRM of ``size`` (``config`` overrides single fields), written as an official training
     checkpoint."""
-    from facelift_models.gslrm import GSLRM, GSLRMConfig
+    from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig
 
     sz = model_size(size)
     torch.manual_seed(seed)
@@ -394,7 +394,7 @@ def write_tiny_gslrm_checkpoint(path: Path, seed: int = 0, **config) -> Path:
 # ------------------------------------------------------------------------------------------------- MTCNN
 def mtcnn_weights_dir() -> Path:
     """A folder with the real MTCNN weights: an existing copy, else fetched once into .cache/mtcnn (pip, 2 MB)."""
-    from facelift_models.mtcnn import download_mtcnn_weights, find_mtcnn_weights
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights, find_mtcnn_weights
 
     found = find_mtcnn_weights([MTCNN_CACHE])
     return found if found is not None else download_mtcnn_weights(MTCNN_CACHE)
@@ -418,7 +418,7 @@ def write_models(facelift_dir: Path, size: str | ModelSize = "tiny", mv: bool = 
     facelift_dir = Path(facelift_dir)
     facelift_dir.mkdir(parents=True, exist_ok=True)
     (facelift_dir / "LICENSE").write_text(
-        f"{sz.name.upper()} RANDOM TEST WEIGHTS written by tests/tiny_models.py - untrained noise, not the FaceLift "
+        f"{sz.name.upper()} RANDOM TEST WEIGHTS written by harness/tiny_models.py - untrained noise, not the FaceLift "
         "weights.\n")
     if mv:
         write_mv_pipeline(facelift_dir / MV_DIR, sz, device=device)
