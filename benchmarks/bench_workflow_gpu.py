@@ -229,7 +229,7 @@ class VramSampler:
 # ----------------------------------------------------------------------------------------------- the runs
 def ply_of(server, client, prompt_id: str) -> dict:
     """The PLY the Save Gaussians node wrote in that run: path, bytes, vertex count from its header."""
-    outputs = client.history(prompt_id).get("outputs", {})
+    outputs = client.wait_history(prompt_id, timeout=60).get("outputs", {})  # written just after the last message
     files = outputs.get(N_SAVE_PLY, {}).get("facelift_files", [])
     if not files:
         return {"path": None}
@@ -401,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: result.get(k) for k in ("device_name", "torch", "cuda", "photo_to_ply_s", "turntable_s",
                                                   "peak_vram_gb", "gaussians_in_ply")}, indent=2))
     print(f"wrote {out}")
-    ok = result["photo_to_ply_s"] is not None and not result["model_loads"]["reloaded_on_warm_run"]
+    ok = (result["photo_to_ply_s"] is not None and not result["model_loads"]["reloaded_on_warm_run"]
+          and bool(result["gaussians_in_ply"]))
     return 0 if ok else 1
 
 
