@@ -29,6 +29,11 @@ SITE=${SITE:-/tmp/facelift-site}
 COMFY=.cache/comfyui-0.3.75
 mkdir -p "$OUT"
 left() { echo $(( DEADLINE_S - ($(date +%s) - T0) )); }
+untar() {  # $1 archive (.tar.xz), $2 folder: tar + xz where the image has xz, else Python's tarfile (stdlib lzma)
+  if command -v xz >/dev/null; then tar -C "$2" -xJf "$1"
+  else "$PY" -c 'import sys, tarfile; t = tarfile.open(sys.argv[1]); t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))' "$1" "$2"
+  fi
+}
 say() { echo "[run_on_device +$(( $(date +%s) - T0 ))s] $*"; }
 
 # --------------------------------------------------------------------------------------------- 1. unpack
@@ -37,10 +42,10 @@ if [[ ! -s $B/site-core.tar.xz ]]; then
   exit 2
 fi
 mkdir -p "$SITE"
-for f in "$B"/site-*.tar.xz; do tar -C "$SITE" -xJf "$f" || exit 3; done
+for f in "$B"/site-*.tar.xz; do untar "$f" "$SITE" || exit 3; done
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p .cache/mtcnn
-[[ -f $COMFY/main.py ]] || tar -C .cache -xJf "$B/comfyui-0.3.75.tar.xz" || exit 3
+[[ -f $COMFY/main.py ]] || untar "$B/comfyui-0.3.75.tar.xz" .cache || exit 3
 cp "$B"/mtcnn/*.pt .cache/mtcnn/
 # The host harness must not pip-install (no network); the Hub stays offline.
 export FACELIFT_COMFYUI_SKIP_INSTALL=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
