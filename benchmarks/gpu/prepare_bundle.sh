@@ -39,7 +39,7 @@ REPO=$PWD
 PY=${PY:-$REPO/.venv/bin/python}
 B=$REPO/.gpubundle          # carried to the device (name it in `carry`)
 C=$REPO/.gpubundle-cache    # wheels, build folders, archives left out: stays here
-MARGIN_MB=${MARGIN_MB:-3}
+MARGIN_MB=${MARGIN_MB:-1}  # run this right before the device call: the checkout must not grow in between
 LIMIT=$((64 * 1024 * 1024))
 COMFY_VERSION=0.3.75
 
@@ -81,7 +81,7 @@ EOF
   fi
   rm -rf "$dir/bin"
   find "$dir" -name __pycache__ -type d -prune -exec rm -rf {} +
-  tar -C "$dir" -cf - . | xz -6 -T2 > "$out.tmp"
+  tar -C "$dir" -cf - . | xz -9e -T2 > "$out.tmp"
   mv "$out.tmp" "$out"
   rm -rf "$dir"
 }
@@ -106,7 +106,7 @@ EOF
   # model loads; FaceLift brings its own) and ComfyUI's unit tests: not needed to start or to run FaceLift.
   find "$C/build/comfy/comfyui-$COMFY_VERSION/comfy" -path '*tokenizer*' -type f ! -name '*.py' -delete
   rm -rf "$C/build/comfy/comfyui-$COMFY_VERSION/tests" "$C/build/comfy/comfyui-$COMFY_VERSION/tests-unit"
-  tar -C "$C/build/comfy" -cf - "comfyui-$COMFY_VERSION" | xz -6 -T2 > "$B/comfyui-$COMFY_VERSION.tar.xz.tmp"
+  tar -C "$C/build/comfy" -cf - "comfyui-$COMFY_VERSION" | xz -9e -T2 > "$B/comfyui-$COMFY_VERSION.tar.xz.tmp"
   mv "$B/comfyui-$COMFY_VERSION.tar.xz.tmp" "$B/comfyui-$COMFY_VERSION.tar.xz"
   rm -rf "$C/build/comfy"
 fi
