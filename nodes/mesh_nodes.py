@@ -62,7 +62,7 @@ class FaceLiftGaussiansToMesh(io.ComfyNode):
                 "engines, 3D printing or ComfyUI's Preview 3D (through FaceLift Save Mesh). The Gaussians' "
                 "opacity is accumulated on a voxel grid, floaters and inner shells are removed, the surface is "
                 "extracted at half opacity, smoothed and decimated. Runs on the GPU when the Gaussians are there, "
-                "else on the CPU (about 10-30 s for a full head)."),
+                "else on the CPU (a few seconds to half a minute for a full head)."),
             inputs=[
                 GaussiansType.Input("gaussians", tooltip="Gaussians from FaceLift Reconstruct or Load PLY."),
                 io.Int.Input("resolution", default=mesh.DEFAULT_RESOLUTION, min=mesh.MIN_RESOLUTION,
