@@ -16,7 +16,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +31,10 @@ OUTPUT_SIZE = 512
 WHITE = (255, 255, 255)
 FACE_PROB_THRESHOLD = 0.8
 PIL_BICUBIC = 3
+PIL_LANCZOS = 1  # the official CLI's no-face fallback resizes with LANCZOS (inference.py L196-203)
+
+# What to do when no face passes the threshold.
+ON_NO_FACE = ("error", "skip", "official")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class FaceCropConfig:
                       no-crop path); the face is then not framed like the training data.
     remove_background: run ``rembg`` (u2net, like the official code) when no mask/alpha is given; optional
                       package, downloads its model on first use.
+    on_no_face:       "error" (default): raise :class:`NoFaceError`; "skip": :func:`crop_faces` drops that
+                      image from its batch and reports it (a single :func:`crop_face` still raises);
+                      "official": the official CLI's fallback, the background-free image resized to
+                      output_size² with LANCZOS (no face alignment).
     """
 
     face_size: float = TRAINING_SET_FACE_SIZE
@@ -53,6 +61,11 @@ class FaceCropConfig:
     skip_detection: bool = False
     remove_background: bool = False
     resample: int = PIL_BICUBIC
+    on_no_face: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.on_no_face not in ON_NO_FACE:
+            raise InputError(f"on_no_face must be one of {', '.join(ON_NO_FACE)}; got {self.on_no_face!r}.")
 
     @classmethod
     def from_sidecar(cls, crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
@@ -96,11 +109,21 @@ class CropResult:
 
 @dataclass
 class BatchCropResult:
-    """Crops of an IMAGE batch: images [B,S,S,3] uint8, masks [B,S,S] float32, one CropResult each."""
+    """Crops of an IMAGE batch: images [B,S,S,3] uint8, masks [B,S,S] float32, one CropResult each.
+
+    With ``on_no_face="skip"`` photos without a face are left out: ``indices`` are the (0-based) input
+    positions of the crops, ``skipped`` lists ``(index, message)`` for each dropped photo, and ``notes``
+    has one line per dropped photo ("photo 3: no face found, skipped", 1-based as users count)."""
 
     images: np.ndarray
     masks: np.ndarray
     results: list[CropResult]
+    indices: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        return [skipped_note(i) for i, _ in self.skipped]
 
     def as_comfy(self):
         """(IMAGE [B,S,S,3] float32 in [0,1], MASK [B,S,S] float32) torch tensors for ComfyUI."""
@@ -362,6 +385,17 @@ def resize_without_crop(rgb: np.ndarray, alpha: np.ndarray | None, config: FaceC
                       scale=S / W, info=info)
 
 
+def official_no_face_fallback(rgb: np.ndarray, alpha: np.ndarray | None, config: FaceCropConfig = FaceCropConfig(),
+                              mask: np.ndarray | None = None) -> CropResult:
+    """The official CLI's fallback when preprocessing finds no face (spec §4 step 7): the background-free image
+    resized to output_size² with LANCZOS, no alignment.  The official CLI leaves that image RGBA; ComfyUI
+    images are RGB, so it is composited on the background colour like every other crop (the mask output keeps
+    the alpha).  Without a matte (background kept) the image itself is resized, as the CLI does when rembg fails."""
+    res = resize_without_crop(rgb, alpha, replace(config, resample=PIL_LANCZOS), mask)
+    res.info["mode"] = "official_fallback"
+    return res
+
+
 # ----------------------------------------------------------------------------------------------- public API
 def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropConfig | None = None,
               **overrides: Any) -> CropResult:
@@ -409,7 +443,13 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     probs = det.probs.tolist()
     idx = select_face(boxes, probs, cfg.prob_threshold, cfg.face_index)
     if idx is None:
-        raise NoFaceError(_no_face_message(hw, boxes, probs, cfg, det_cfg))
+        message = _no_face_message(hw, boxes, probs, cfg, det_cfg)
+        if cfg.on_no_face != "official":
+            raise NoFaceError(message)
+        res = official_no_face_fallback(rgb, alpha, cfg, fmask)
+        res.info.update({"background_from": source, "no_face": message,
+                         "detections": [{"box": tuple(b), "prob": p} for b, p in zip(boxes, probs)]})
+        return res
     res = crop_with_box(on_bg, boxes[idx], cfg, fmask)
     res.prob = probs[idx]
     res.info.update({
@@ -435,13 +475,20 @@ def _batch_items(x: Any) -> list:
     return [a]
 
 
+def skipped_note(index: int) -> str:
+    """The line reported for a photo dropped by ``on_no_face="skip"`` (``index`` 0-based; shown 1-based)."""
+    return f"photo {index + 1}: no face found, skipped"
+
+
 def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCropConfig | None = None,
-               **overrides: Any) -> BatchCropResult:
+               before_each: Callable[[int], None] | None = None, **overrides: Any) -> BatchCropResult:
     """:func:`crop_face` for every image of a batch ([B,H,W,C] tensor/array, e.g. a ComfyUI IMAGE, or a list).
 
     masks: None, one mask for all ([H,W]), or one per image ([B,H,W] or a list).  If any image fails, raises
     one error naming every failing batch index and why (NoFaceError if all failures are "no face"); no
-    partial batch is returned."""
+    partial batch is returned.  With ``on_no_face="skip"`` a photo without a face is dropped instead and
+    reported in ``skipped``/``notes``; if every photo is dropped, :class:`NoFaceError` says so.
+    before_each(i): called before image i (progress, cancellation); may raise to stop."""
     items = _batch_items(images)
     if not items:
         raise InputError("The image batch is empty.")
@@ -455,20 +502,35 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         mlist = mlist * len(items)
     if mlist is not None and len(mlist) != len(items):
         raise InputError(f"{len(mlist)} masks for {len(items)} images; give one mask, or one per image.")
+    cfg = replace(config or FaceCropConfig(), **overrides) if overrides else (config or FaceCropConfig())
+    n = len(items)
     results: list[CropResult | None] = []
     failures: list[tuple[int, FaceLiftError]] = []
+    skipped: list[tuple[int, str]] = []
     for i, img in enumerate(items):
+        if before_each is not None:
+            before_each(i)
         try:
-            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, config=config,
-                                     **overrides))
+            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, config=cfg))
+        except NoFaceError as e:
+            if cfg.on_no_face == "skip":
+                skipped.append((i, str(e)))
+                log.warning("%s (%s)", skipped_note(i), e)
+            else:
+                failures.append((i, e))
+            results.append(None)
         except FaceLiftError as e:
             failures.append((i, e))
             results.append(None)
     if failures:
-        n = len(items)
         lines = "; ".join(f"image {i} (0-based) of the batch of {n}: {e}" for i, e in failures)
         cls = NoFaceError if all(isinstance(e, NoFaceError) for _, e in failures) else InputError
         raise cls(f"Face crop failed for {len(failures)} of {n} images. {lines}")
-    done = [r for r in results if r is not None]
+    if len(skipped) == n:
+        first = skipped[0][1]
+        raise NoFaceError(f"No face was found in any of the {n} photo{'s' if n != 1 else ''} (on_no_face = skip "
+                          f"dropped them all), so there is nothing to pass on. First photo: {first}")
+    kept = [(i, r) for i, r in enumerate(results) if r is not None]
+    done = [r for _, r in kept]
     return BatchCropResult(images=np.stack([r.image for r in done]), masks=np.stack([r.mask for r in done]),
-                           results=done)
+                           results=done, indices=[i for i, _ in kept], skipped=skipped)

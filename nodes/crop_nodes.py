@@ -7,6 +7,7 @@ import json
 import torch
 from comfy_api.latest import io
 
+from ..facelift_models.face_crop import ON_NO_FACE
 from . import model_cache
 from .common import CATEGORY, check_interrupted, foreground_alpha, progress_bar
 
@@ -76,20 +77,29 @@ class FaceLiftFaceCrop(io.ComfyNode):
                     "remove_background", default=False,
                     tooltip="Remove the background with rembg (u2net, like the official code) when no mask or "
                             "alpha is given. Needs the optional rembg package."),
+                io.Combo.Input(
+                    "on_no_face", options=list(ON_NO_FACE), default="error", optional=True,
+                    tooltip="When no face passes the threshold. error (default): stop with a message saying what "
+                            "to try. skip: drop that photo from the output batch and name it in the info output "
+                            "(for batches; fails only if no photo has a face). official: the official FaceLift "
+                            "CLI's fallback, the background-free photo resized to 512x512 without aligning the "
+                            "face (expect worse results)."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="512x512 face crop(s) on white."),
                 io.Mask.Output(display_name="mask", tooltip="Foreground mask of the crop (1 = subject)."),
-                io.String.Output(display_name="info", tooltip="JSON: chosen face box, score, scale, detections."),
+                io.String.Output(display_name="info",
+                                 tooltip="JSON: chosen face box, score, scale, detections; for a batch, one entry "
+                                         "per input photo, skipped photos as \"photo N: no face found, skipped\"."),
             ],
         )
 
     @classmethod
     def execute(cls, image: torch.Tensor, mask: torch.Tensor | None = None, mask_is_foreground: bool = False,
                 threshold: float = 0.8, face: str = "largest", skip_detection: bool = False,
-                remove_background: bool = False) -> io.NodeOutput:
+                remove_background: bool = False, on_no_face: str = "error") -> io.NodeOutput:
         from ..facelift_models.errors import InputError
-        from ..facelift_models.face_crop import FaceCropConfig, crop_face
+        from ..facelift_models.face_crop import FaceCropConfig, crop_faces, skipped_note
 
         if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
             raise InputError(f"FaceLift Face Crop: the image has shape {tuple(image.shape)}; a ComfyUI IMAGE is "
@@ -102,22 +112,29 @@ class FaceLiftFaceCrop(io.ComfyNode):
         masks = None if mask is None or placeholder else \
             foreground_alpha(mask, batch, h, w, mask_is_foreground, "FaceLift Face Crop")
         cfg = FaceCropConfig(prob_threshold=float(threshold), face_index=FACE_CHOICES.index(face),
-                             skip_detection=bool(skip_detection), remove_background=bool(remove_background))
+                             skip_detection=bool(skip_detection), remove_background=bool(remove_background),
+                             on_no_face=on_no_face)
         det = None if skip_detection else detector("cpu")
         bar = progress_bar(batch)
-        images, out_masks, infos = [], [], []
-        for i in range(batch):
+
+        def before_each(i: int) -> None:
             check_interrupted()
-            mi = None if masks is None else masks[i].cpu().numpy()
-            res = crop_face(image[i].cpu().numpy(), mi, detector=det, config=cfg)
-            images.append(torch.from_numpy(res.image.astype("float32") / 255.0))
-            out_masks.append(torch.from_numpy(res.mask.astype("float32")))
-            info = {"box": res.box, "prob": res.prob, "scale": res.scale, **res.info}
+            if i:
+                bar.update(1)
+
+        out = crop_faces(image.cpu().numpy(), None if masks is None else masks.cpu().numpy(), detector=det,
+                         config=cfg, before_each=before_each)
+        bar.update(1)
+        infos: list = [None] * batch
+        for i, res in zip(out.indices, out.results):
+            info = {"photo": i + 1, "box": res.box, "prob": res.prob, "scale": res.scale, **res.info}
             info.pop("landmarks", None)
-            infos.append(_json_safe(info))
-            bar.update(1)
+            infos[i] = _json_safe(info)
+        for i, message in out.skipped:
+            infos[i] = {"photo": i + 1, "skipped": skipped_note(i), "reason": message}
         text = json.dumps(infos[0] if batch == 1 else infos)
-        return io.NodeOutput(torch.stack(images), torch.stack(out_masks), text, ui={"text": [text]})
+        images, out_masks = out.as_comfy()
+        return io.NodeOutput(images, out_masks, text, ui={"text": [text]})
 
 
 NODES = [FaceLiftFaceCrop]

@@ -262,3 +262,47 @@ def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
     assert FC._detector_config_for(official, 0.8) is official  # official settings untouched
     assert FC._detector_config_for(official, 0.5).thresholds == (0.5, 0.5, 0.5)
     assert FC._detector_config_for(official, 0.65).thresholds == (0.6, 0.65, 0.65)
+
+
+# ----------------------------------------------------------------------------------------------- on_no_face
+def _cat512():
+    return np.asarray(Image.fromarray(skimage_data.chelsea()).resize((512, 512), Image.BICUBIC))
+
+
+def test_on_no_face_skip_drops_the_photo_and_reports_it(detector, astronaut, astronaut_crop):
+    batch = torch.from_numpy(np.stack([astronaut, _cat512(), astronaut]).astype(np.float32) / 255.0)
+    seen = []
+    out = FC.crop_faces(batch, detector=detector, on_no_face="skip", before_each=seen.append)
+    assert seen == [0, 1, 2]
+    assert out.images.shape == (2, 512, 512, 3) and out.indices == [0, 2]
+    assert [i for i, _ in out.skipped] == [1] and "No face detected" in out.skipped[0][1]
+    assert out.notes == ["photo 2: no face found, skipped"]
+    assert np.array_equal(out.images[0], astronaut_crop.image) and np.array_equal(out.images[1], astronaut_crop.image)
+    # The default still fails the whole batch, and a single crop_face cannot skip.
+    with pytest.raises(NoFaceError, match="1 of 3"):
+        FC.crop_faces(batch, detector=detector)
+    with pytest.raises(NoFaceError):
+        FC.crop_face(_cat512(), detector=detector, on_no_face="skip")
+
+
+def test_on_no_face_skip_of_every_photo_is_an_error(detector):
+    with pytest.raises(NoFaceError, match="any of the 2 photos"):
+        FC.crop_faces(np.stack([_cat512(), _cat512()]), detector=detector, on_no_face="skip")
+
+
+def test_on_no_face_official_is_the_cli_lanczos_resize(detector):
+    cat = skimage_data.chelsea()
+    res = FC.crop_face(cat, detector=detector, on_no_face="official")
+    assert res.info["mode"] == "official_fallback" and "No face detected" in res.info["no_face"]
+    assert res.box is None and res.image.shape == (512, 512, 3)
+    exp = np.asarray(Image.fromarray(cat).resize((512, 512), Image.LANCZOS))
+    assert np.array_equal(res.image, exp)
+    # With a matte the background-free image is resized (LANCZOS) and goes on white; the mask follows it.
+    alpha = _portrait_alpha(*cat.shape[:2])
+    res = FC.crop_face(np.dstack([cat, alpha]), detector=detector, on_no_face="official")
+    rgba = Image.fromarray(np.dstack([cat, alpha]), "RGBA").resize((512, 512), Image.LANCZOS)
+    on_white = Image.alpha_composite(Image.new("RGBA", (512, 512), (255, 255, 255)), rgba).convert("RGB")
+    assert np.array_equal(res.image, np.asarray(on_white))
+    assert res.info["background_from"] == "alpha" and res.mask.min() < 0.01 and res.mask.max() > 0.99
+    with pytest.raises(InputError, match="on_no_face"):
+        FC.FaceCropConfig(on_no_face="ignore")
