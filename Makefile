@@ -6,7 +6,7 @@ PY := .venv/bin/python
 .PHONY: setup setup-browser test run parity
 setup:
 	bash scripts/setup_env.sh
-	$(PY) -m tests.comfy_host provision
+	$(PY) -m harness.comfy_host provision
 
 setup-browser:
 	bash scripts/setup_browser.sh

@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO))
 
 
 def _weights_dir() -> Path:
-    from facelift_models.mtcnn import default_search_dirs, download_mtcnn_weights, find_mtcnn_weights
+    from facelift_models.config import mtcnn_search_dirs
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights, find_mtcnn_weights
 
     cache = REPO / ".cache" / "mtcnn"
-    found = find_mtcnn_weights(default_search_dirs() + [cache])
+    found = find_mtcnn_weights(mtcnn_search_dirs() + [cache])
     return found or download_mtcnn_weights(cache, log_fn=lambda m: print(m, file=sys.stderr))
 
 
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from facelift_models.face_crop import crop_face
-    from facelift_models.mtcnn import load_mtcnn
+    from facelift_models.face.crop import crop_face
+    from facelift_models.face.mtcnn import load_mtcnn
 
     if args.threads:
         torch.set_num_threads(args.threads)

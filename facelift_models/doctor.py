@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import ENV_MODELS_DIR
 from .errors import FaceLiftError
-from .store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
+from .weights.store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
                     resolve_models_dir)
 
 PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "safetensors", "huggingface_hub", "hf_xet",
@@ -133,7 +134,7 @@ def _smoke_render(render, backend: str, device: str) -> bool:
 
 def models_report(root: Path | None, verify: bool = False) -> dict[str, Any]:
     if root is None:
-        return {"dir": None, "error": "no models folder configured (pass --models-dir or set FACELIFT_MODELS_DIR)"}
+        return {"dir": None, "error": f"no models folder configured (pass --models-dir or set {ENV_MODELS_DIR})"}
     store = ModelStore(root)
     files = []
     for st in store.status():
@@ -239,7 +240,7 @@ def convert_checkpoint(models_dir: str | None, dtype: str = "fp16") -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facelift_models.doctor", description=__doc__.splitlines()[0])
-    ap.add_argument("--models-dir", help="models folder (default: $FACELIFT_MODELS_DIR or ComfyUI/models/facelift)")
+    ap.add_argument("--models-dir", help=f"models folder (default: ${ENV_MODELS_DIR} or ComfyUI/models/facelift)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--verify", action="store_true", help="also check the SHA-256 of present files (slow: ~8 GB)")
     ap.add_argument("--no-render-test", action="store_true", help="skip the one-Gaussian test render per backend")

@@ -82,7 +82,7 @@ def fixture_id(sidecar: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- the real ComfyUI test server
-# One ComfyUI process (tests/comfy_host.py) for the whole session, shared by every test that asks for
+# One ComfyUI process (harness/comfy_host.py) for the whole session, shared by every test that asks for
 # `comfy_server` / `comfy`. Its model folders come from an extra_model_paths.yaml pointing at `comfy_models_dir`
 # (sub-folders `facelift/` and `checkpoints/`): drop tiny checkpoints there before queueing prompts.
 ARTIFACTS = REPO / "test-artifacts"
@@ -106,7 +106,7 @@ def comfy_models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory, comfy_models_dir):
     """The shared ComfyUI server (started on first use, stopped at session end; log copied to test-artifacts/)."""
-    from tests import comfy_host
+    from harness import comfy_host
 
     comfy = comfy_host.provision()
     run_dir = tmp_path_factory.mktemp("comfy_run")

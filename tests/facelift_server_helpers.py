@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.tiny_models import write_tiny_models
+from facelift_models.config import VIEW_NAMES
+from harness.tiny_models import write_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 API_WORKFLOWS = REPO / "workflows" / "api"
 EXAMPLE_PORTRAIT = REPO / "samples" / "astronaut.png"
 PORTRAIT_NAME = "facelift_astronaut.png"  # the name the shipped workflows' LoadImage uses
-VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 
 # "Size knobs" the tests turn down so the shipped graphs run in seconds on 2 CPU cores with tiny weights;
 # every other input of the shipped workflows is used unchanged.

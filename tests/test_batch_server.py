@@ -75,7 +75,7 @@ def test_batch_runner_function_gives_the_nodes_heads(comfy, batch_run, photo_fol
     """facelift_models.batch.pipeline (the Ray runner's per-photo function) == the workflow's nodes."""
     from facelift_models.batch.pipeline import PipelineOptions, load_models, photo_to_gaussians
     from facelift_models.batch.photos import list_photos, load_photo_batch
-    from facelift_models.ply import read_ply
+    from facelift_models.formats.ply import read_ply
 
     assert batch_run.status == "success", H.error_text(batch_run)
     f = batch_run.outputs["6"]["facelift_files"][0]

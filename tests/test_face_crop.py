@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from facelift_models import face_crop as FC
+from facelift_models.face import crop as FC
+from facelift_models.parity.face_crop import crop_config_from_sidecar
 from facelift_models.errors import InputError, NoFaceError
-from facelift_models.mtcnn import load_mtcnn
+from facelift_models.face.mtcnn import load_mtcnn
 from facelift_models.parity.common import Fixture, run_fixture
 from tests.conftest import sidecars, fixture_id
 from tests.mtcnn_weights import mtcnn_weights_dir
@@ -69,7 +70,7 @@ def test_example_file_is_the_fixture_image(public):
 
 
 def test_crop_arithmetic_matches_sidecar_debug(public):
-    cfg = FC.FaceCropConfig.from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
+    cfg = crop_config_from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
     for case, info in public.meta["cases"].items():
         if info.get("expect") != "crop":
             continue
@@ -249,14 +250,14 @@ def test_inputs_are_not_mutated(detector, astronaut):
 
 def test_config_reads_sidecar_constants(public):
     c = public.meta["crop_constants"]
-    cfg = FC.FaceCropConfig.from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
+    cfg = crop_config_from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
     assert cfg.output_size == 256 and cfg.prob_threshold == 0.5
     assert cfg.face_size == c["TRAINING_SET_FACE_SIZE"] and list(cfg.face_center) == c["TRAINING_SET_FACE_CENTER"]
     assert json.loads(json.dumps(c))["background_color"] == list(cfg.background_color)
 
 
 def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
-    from facelift_models.mtcnn import MTCNNConfig
+    from facelift_models.face.mtcnn import MTCNNConfig
 
     official = MTCNNConfig()
     assert FC._detector_config_for(official, 0.8) is official  # official settings untouched

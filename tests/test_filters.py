@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import filters as F
+from facelift_models.reconstruct import filters as F
 from facelift_models.gaussians import Gaussians
 from facelift_models.parity.common import run_fixture
 from tests.conftest import sidecars, fixture_id

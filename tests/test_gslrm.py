@@ -10,11 +10,11 @@ import torch
 
 from facelift_models import cameras as C
 from facelift_models.errors import InputError, Interrupted, WeightsError
-from facelift_models.gslrm import GSLRM, GSLRMConfig, pixel_aligned_image, reconstruct
-from facelift_models.gslrm_checkpoint import load_gslrm, read_state_dict
+from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig, pixel_aligned_image, reconstruct
+from facelift_models.reconstruct.checkpoint import load_gslrm, read_state_dict
 from facelift_models.parity.common import run_fixture
 from tests.conftest import reference_file, sidecars, fixture_id
-from tests.tiny_models import write_gslrm_checkpoint
+from harness.tiny_models import write_gslrm_checkpoint
 
 TINY = GSLRMConfig(d=64, n_layer=2, d_head=32, image_size=16)
 GSLRM_SIDECARS = sidecars("gslrm")

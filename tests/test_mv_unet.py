@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from facelift_models.errors import WeightsError
-from facelift_models.mv_attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
-                                          mv_attention_state)
-from facelift_models.mv_unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
-from tests.conftest import REPO, reference_file, sidecars, fixture_id
-from tests.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
+from facelift_models.multiview.attention import (MultiViewAttnProcessor, assert_mv_attention, attn1_processor_names,
+                                                 install_mv_attention)
+from facelift_models.multiview.unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
+from tests.conftest import reference_file, sidecars, fixture_id
+from tests.parity_cli import run_parity
+from harness.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
 
 
-def run_parity(sidecar: Path) -> subprocess.CompletedProcess:
-    """The parity command as a user runs it (a fresh process, the machine's own CPU kernels)."""
-    return subprocess.run([sys.executable, "-m", "facelift_models.parity", str(sidecar)], cwd=str(REPO),
-                          capture_output=True, text=True, timeout=600)
+def mv_attention_state(unet) -> tuple[int, int, set]:
+    """(number of attn1 modules, how many carry a multi-view processor, the set of their modes)."""
+    procs = unet.attn_processors
+    names = attn1_processor_names(unet)
+    mv = [procs[n] for n in names if isinstance(procs[n], MultiViewAttnProcessor)]
+    return len(names), len(mv), {p.mode for p in mv}
 
 
 @pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=fixture_id)

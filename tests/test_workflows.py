@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import comfy_host
+from harness import comfy_host
 from tests import facelift_server_helpers as H
 from tests.conftest import artifacts_dir
 from tests.ui_workflow import API_WORKFLOWS, PAIRS, WORKFLOWS, api_view, ui_to_api_view

@@ -188,7 +188,7 @@ def regenerate(object_info: dict) -> list[Path]:
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
-    from tests import comfy_host
+    from harness import comfy_host
 
     cdir = comfy_host.provision()
     with tempfile.TemporaryDirectory(prefix="facelift-ui-") as tmp:

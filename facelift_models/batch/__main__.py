@@ -71,7 +71,7 @@ def options_from(a: argparse.Namespace) -> PipelineOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..store import resolve_models_dir
+    from ..weights.store import resolve_models_dir
     from . import runner
 
     a = build_parser().parse_args(argv)

@@ -54,7 +54,7 @@ def load_photo_batch(paths: list[Path], max_side: int = 1024):
     Load Image convention), names) as torch tensors. An unreadable photo is an error naming it."""
     import torch
 
-    from ..face_crop import to_rgb_uint8
+    from ..face.crop import to_rgb_uint8
 
     photos = []
     for p in paths:

@@ -1,9 +1,9 @@
 """One photo -> 3D Gaussians -> files: the whole FaceLift pipeline as one library function, for batch runners.
 
 :func:`photo_to_files` makes the same calls the ComfyUI nodes make, in the same order, with the same defaults
-(Face Crop: :func:`face_crop.crop_face`; Multi-View Sampler: :func:`mv_sampler.sample_views` with ``resize``;
-Reconstruct: :func:`gslrm.reconstruct` on the official cameras + :func:`filters.apply_filters`; Save Gaussians:
-:func:`export.export`; Render: :func:`render.render` of :func:`cameras.turntable`), so a head made by
+(Face Crop: :func:`face.crop.crop_face`; Multi-View Sampler: :func:`multiview.sampler.sample_views` with
+``resize``; Reconstruct: :func:`reconstruct.gslrm.reconstruct` on the official cameras +
+:func:`reconstruct.filters.apply_filters`; Save Gaussians: :func:`formats.export.export`; Render: :func:`render.render` of :func:`cameras.turntable`), so a head made by
 ``python -m facelift_models.batch`` equals the one the shipped workflow makes from the same photo and seed.
 :func:`load_models` loads the weights once (a batch worker calls it once, then many photos).
 
@@ -35,7 +35,7 @@ MESH_MODULE = "facelift_models.mesh"  # issue 14; the mesh output is wired only 
 class PipelineOptions:
     """Everything that decides what a photo becomes; defaults are the official ones (and the nodes' defaults).
 
-    crop:       :class:`face_crop.FaceCropConfig` keyword arguments (threshold ``prob_threshold``, ``on_no_face``
+    crop:       :class:`face.crop.FaceCropConfig` keyword arguments (threshold ``prob_threshold``, ``on_no_face``
                 "error" | "official", ...). "skip" makes no sense for one photo: a batch runner records the failure.
     formats:    Gaussian files to write, keys of :data:`GAUSSIAN_FORMATS`.
     turntable_frames: 0 = no video; else an MP4 turntable of that many frames at ``turntable_size`` px.
@@ -55,7 +55,7 @@ class PipelineOptions:
     mesh: bool = False
 
     def validate(self) -> None:
-        from ..filters import PRESETS
+        from ..reconstruct.filters import PRESETS
 
         bad = [f for f in self.formats if f not in GAUSSIAN_FORMATS]
         if bad or not self.formats:
@@ -71,7 +71,7 @@ class PipelineOptions:
             raise InputError(mesh_missing_message())
 
     def crop_config(self):
-        from ..face_crop import FaceCropConfig
+        from ..face.crop import FaceCropConfig
 
         return FaceCropConfig(**self.crop)
 
@@ -136,24 +136,20 @@ def load_models(models_dir: str | Path, device: str = "auto", precision: str = "
     """Load the three networks from a ``models/facelift`` folder onto ``device`` (once per worker).
 
     precision auto = fp16 multi-view sampling and fp16 GS-LRM autocast on CUDA, fp32 on the CPU (as the nodes)."""
-    from .. import mtcnn
-    from ..gslrm_checkpoint import load_gslrm
-    from ..mv_components import load_mv_diffusion, resolve_dtype
+    from ..config import mtcnn_search_dirs, resolve_dtype
+    from ..face.mtcnn import load_mtcnn
+    from ..multiview.loading import load_mv_diffusion
+    from ..reconstruct.checkpoint import load_gslrm
+    from ..weights.mtcnn_files import require_mtcnn_weights
 
     models_dir = Path(models_dir)
     dev = pick_device(device)
-    dtype = resolve_dtype(precision, dev)
-    if dev.type == "cpu" and dtype == torch.float16:
-        raise InputError("fp16 precision needs a GPU (on the CPU it is very slow and inexact); use auto, fp32 or "
-                         "bf16.")
-    mtcnn_dirs = [models_dir / "mtcnn"] + mtcnn.default_search_dirs()
-    found = mtcnn.find_mtcnn_weights(mtcnn_dirs)
-    if found is None:
-        raise mtcnn.missing_weights_error(mtcnn_dirs)
+    dtype = resolve_dtype(precision, dev)  # the package's one precision policy (refuses fp16 on the CPU)
+    found = require_mtcnn_weights(mtcnn_search_dirs([models_dir]))
     gslrm_path = find_gslrm_file(models_dir)
     mv = load_mv_diffusion(models_dir, device=dev, dtype=dtype)
     gslrm = load_gslrm(gslrm_path, device=dev, dtype=torch.float32)
-    detector = mtcnn.load_mtcnn(found, "cpu")  # the crop runs on the CPU, as in the Face Crop node
+    detector = load_mtcnn(found, "cpu")  # the crop runs on the CPU, as in the Face Crop node
     autocast = None if dev.type != "cuda" or dtype == torch.float32 else dtype
     return PipelineModels(mv=mv, gslrm=gslrm, detector=detector, device=dev, gslrm_autocast=autocast,
                           sources={"mv": str(models_dir), "gslrm": str(gslrm_path), "mtcnn": str(found)})
@@ -193,11 +189,11 @@ def output_paths(out_dir: Path, stem: str, options: PipelineOptions) -> dict[str
 def photo_to_gaussians(models: PipelineModels, image, options: PipelineOptions,
                        timings: dict | None = None, check: Callable[[], None] | None = None):
     """Face crop -> 6 views -> Gaussians (filtered, on the CPU) for one photo (array, tensor or PIL image)."""
-    from .. import filters as filt
     from ..cameras import official_views
-    from ..face_crop import crop_face
-    from ..gslrm import reconstruct
-    from ..mv_sampler import MVDiffusionConfig, sample_views
+    from ..face.crop import crop_face
+    from ..multiview.sampler import MVDiffusionConfig, sample_views
+    from ..reconstruct import filters as filt
+    from ..reconstruct.gslrm import reconstruct
 
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -226,7 +222,7 @@ def photo_to_gaussians(models: PipelineModels, image, options: PipelineOptions,
 def write_outputs(g, paths: dict[str, Path], options: PipelineOptions, device: torch.device,
                   timings: dict | None = None) -> dict[str, str]:
     """Write one head's files (atomically each); returns kind -> path."""
-    from .. import export
+    from ..formats import export
 
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
@@ -244,16 +240,14 @@ def write_outputs(g, paths: dict[str, Path], options: PipelineOptions, device: t
 def write_turntable(g, path: Path, options: PipelineOptions, device: torch.device) -> Path:
     """The official turntable (radius 2.7, 50 degree FoV) as an MP4, rendered in device-sized chunks."""
     from .. import cameras as cams_mod
-    from ..chunking import RENDER_BYTES_PER_FRAME, chunks, items_per_chunk
+    from ..chunking import RENDER_BYTES_PER_FRAME, items_per_chunk
     from ..render import render
-    from ..video import write_mp4
+    from .video import write_mp4
 
     cams = cams_mod.turntable(num_frames=int(options.turntable_frames), width=int(options.turntable_size))
-    g_dev = g.to(device)
-    size = items_per_chunk(device, RENDER_BYTES_PER_FRAME * (options.turntable_size / 512) ** 2, len(cams))
-    frames = [render(g_dev, cams.subset(r), background=(1.0, 1.0, 1.0)).rgb.float().cpu()
-              for r in chunks(len(cams), size)]
-    return write_mp4(torch.cat(frames), path)
+    per_call = items_per_chunk(device, int(RENDER_BYTES_PER_FRAME * (options.turntable_size / 512) ** 2), len(cams))
+    out = render(g.to(device), cams, background=(1.0, 1.0, 1.0), cameras_per_call=per_call)
+    return write_mp4(out.rgb.float().cpu(), path)
 
 
 def write_mesh(g, path: Path) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
+from ..errors import WeightsError
 from .gslrm import GSLRM, GSLRMConfig
 
 IGNORED_PREFIXES = ("loss_calculator.",)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic_io import atomic_path
-from .errors import InputError
-from .gaussians import SH_C0, Gaussians
+from ..atomic_io import atomic_path
+from ..errors import InputError
+from ..gaussians import SH_C0, Gaussians
 
 N_REST = 45  # SH degree 0 padded to degree 3: 3 * ((3 + 1)^2 - 1) zero coefficients
 PROPERTY_NAMES = (

@@ -3,23 +3,23 @@
 - :func:`load_mv_diffusion` — load the official ``mvdiffusion/pipeckpts`` folder (component by component).
 - :func:`sample_views` — six views from one 512² face crop, with seed/steps/guidance/eta/scheduler and a
   per-step ``callback(step_index, num_steps, latents)`` that may raise ``Interrupted``.
-- :func:`decode_latents_preview` — cheap latent→RGB preview for per-step previews.
+- :func:`tile_latents` / :func:`tile_views` — the six views side by side (previews, the official multiview.png).
 
 The implementation lives in :mod:`.mv_components` (loading), :mod:`.mv_sampler` (sampling) and
 :mod:`.view_embeddings` / :mod:`.mv_unet` / :mod:`.mv_attention`.
 """
 
-from .mv_components import MVDiffusionModel, load_mv_diffusion, resolve_dtype  # noqa: F401
-from .mv_sampler import (  # noqa: F401
+from ..config import VIEW_NAMES, resolve_dtype  # noqa: F401
+from .loading import MVDiffusionModel, load_mv_diffusion  # noqa: F401
+from .sampler import (  # noqa: F401
     DEFAULT_SCHEDULER,
     SCHEDULERS,
     MVDiffusionConfig,
     MVDiffusionResult,
     decode_latents,
-    decode_latents_preview,
     make_scheduler,
     prepare_input_image,
     sample_views,
+    tile_latents,
     tile_views,
 )
-from .view_embeddings import VIEW_NAMES  # noqa: F401

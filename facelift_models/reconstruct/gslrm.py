@@ -9,7 +9,6 @@ checkpoint so that its state dict loads unchanged (``loss_calculator.*`` aside, 
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
@@ -17,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cameras import Cameras, check_images, posed_input, ray_bundle
-from .errors import InputError
-from .gaussians import Gaussians
+from ..cameras import Cameras, check_images, posed_input, ray_bundle
+from ..errors import InputError
+from ..gaussians import Gaussians
 
 # Channel layout of one raw Gaussian produced by the heads (spec §6.5), for sh_degree 0.
 HEAD_CHANNELS = {"xyz": 3, "f_dc": 3, "scale": 3, "rot": 4, "opacity": 1}
@@ -306,7 +305,3 @@ def reconstruct(model: GSLRM, images: torch.Tensor, cameras: Cameras | Sequence[
         raise InputError("The input views contain NaN or infinite values.")
     model.eval()
     return model(images, cameras, dtype=dtype, progress=progress)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .errors import WeightsError
+from ..config import ENV_MODELS_DIR, ENV_SKIP_SIZE_CHECK, GSLRM_CHECKPOINT, MV_DIR
+from ..config import models_search_order
+from ..errors import WeightsError
 
 # --------------------------------------------------------------------------------------------------------------
 # Where the official weights come from.
@@ -40,9 +42,6 @@ LICENCE_SHORT = (
 )
 MTCNN_LICENCE = "MIT (facenet-pytorch 2.6.0)"
 
-ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"
-ENV_SKIP_SIZE_CHECK = "FACELIFT_SKIP_SIZE_CHECK"
-COMFY_FOLDER_NAME = "facelift"  # folder_paths key and folder name under ComfyUI/models
 STAGING_DIRNAME = ".facelift-download"  # huggingface_hub's local_dir while a file is in flight
 
 # --------------------------------------------------------------------------------------------------------------
@@ -68,7 +67,7 @@ PURPOSE_TEXT = {
 HF = "hf"  # downloaded from wlyu/OpenFaceLift
 MTCNN = "mtcnn"  # copied out of the facenet-pytorch wheel
 # The MTCNN weight files of facenet-pytorch 2.6.0 (MIT) and their SHA-256; the single source for the store and
-# facelift_models.mtcnn (kept here because this module must stay free of torch).
+# facelift_models.face.mtcnn (kept here because this module must stay free of torch).
 MTCNN_SHA256 = {
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
     "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
@@ -102,7 +101,7 @@ def _hf(file_id: str, path: str, purpose: str, size: int | None = None, sha256: 
     return WeightFile(file_id, path, purpose, HF, repo_path=path, size=size, sha256=sha256, note=note)
 
 
-_MV = "mvdiffusion/pipeckpts"
+_MV = MV_DIR
 
 # Hashes: the full SHA-256 values of the pinned revision (spec §11 lists them abbreviated; the full values come from
 # a public manifest pinned to the same revision and agree with the spec's prefixes and suffixes).  Sizes are given
@@ -138,12 +137,12 @@ REGISTRY: tuple[WeightFile, ...] = (
     _hf("mv.tokenizer.vocab", f"{_MV}/tokenizer/vocab.json", VIEW_EMBEDDINGS),
     WeightFile("mv.view_embeddings", f"{_MV}/facelift_view_embeds.safetensors", SAMPLING, DERIVED,
                note="the 6 view-prompt text embeddings [6,77,1024], computed once from text_encoder + tokenizer "
-                    "(facelift_models.view_embeddings.CACHE_FILENAME)"),
+                    "(facelift_models.multiview.view_embeddings.CACHE_FILENAME)"),
     WeightFile("mv.clr_embeds", f"{_MV}/clr_embeds.pt", SAMPLING, GITHUB, size=946_932,
                note="optional: the official precomputed embeddings from the FaceLift GitHub repository "
                     "(mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt), used instead of the cache if present"),
     # --- GS-LRM ------------------------------------------------------------------------------------------------
-    _hf("gslrm.checkpoint", "gslrm/ckpt_0000000000021125.pt", RECONSTRUCTION,
+    _hf("gslrm.checkpoint", GSLRM_CHECKPOINT, RECONSTRUCTION,
         sha256="705e9aa37c7ea964bb06f25db060c12676a93d9ce6a365ac8b50128a3dc12662",
         note="training checkpoint (~3.7 GB, weights + optimizer state); not needed once converted"),
     WeightFile("gslrm.fp16", "gslrm/gslrm_inference_fp16.safetensors", RECONSTRUCTION, DERIVED,
@@ -158,6 +157,13 @@ REGISTRY: tuple[WeightFile, ...] = (
     WeightFile("mtcnn.onet", "mtcnn/onet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
                sha256=MTCNN_SHA256["onet.pt"]),
 )
+
+
+def pipeline_files(purpose: str = SAMPLING) -> list[str]:
+    """The files a multi-view diffusion folder (``mvdiffusion/pipeckpts`` or a copy of it elsewhere) must hold for
+    ``purpose``, relative to that folder, in registry order."""
+    return [f.local_path[len(_MV) + 1:] for f in REGISTRY
+            if f.purpose == purpose and f.source == HF and f.local_path.startswith(_MV + "/")]
 
 
 @dataclass(frozen=True)
@@ -200,39 +206,25 @@ REQUIREMENTS: dict[str, tuple[Requirement, ...]] = {
 # --------------------------------------------------------------------------------------------------------------
 def resolve_models_dir(explicit: str | os.PathLike | None = None,
                        comfy_folders: Sequence[str | os.PathLike] | None = None) -> Path:
-    """The models folder: ``explicit`` > ``$FACELIFT_MODELS_DIR`` > ComfyUI's folder list > ``ComfyUI/models/facelift``
-    found above this pack when it sits in ``ComfyUI/custom_nodes/``.
-
-    From ``comfy_folders`` (``folder_paths.get_folder_paths("facelift")``) the first folder that already holds a
-    known FaceLift file wins, else the first folder.  The folder need not exist yet (a download creates it).
+    """The models folder, from :func:`facelift_models.config.models_search_order`: ``explicit`` or
+    ``$FACELIFT_MODELS_DIR`` when given, else the first of ComfyUI's folders that already holds a known FaceLift
+    file, else the first folder of the search order.  The folder need not exist yet (a download creates it).
     """
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get(ENV_MODELS_DIR)
-    if env:
-        return Path(env).expanduser()
-    folders = [Path(f).expanduser() for f in (comfy_folders or []) if f]
-    for folder in folders:
+    order = models_search_order(None, comfy_folders)
+    if os.environ.get(ENV_MODELS_DIR):
+        return order[0]
+    for folder in order:
         if any((folder / f.local_path).is_file() for f in REGISTRY):
             return folder
-    if folders:
-        return folders[0]
-    guess = _comfy_models_dir_above_pack()
-    if guess is not None:
-        return guess
+    if order:
+        return order[0]
     raise WeightsError(
         "No FaceLift models folder is configured: outside ComfyUI pass --models-dir DIR (or the models_dir "
         f"argument), or set the environment variable {ENV_MODELS_DIR}, e.g. "
         f"`export {ENV_MODELS_DIR}=/path/to/ComfyUI/models/facelift`."
     )
-
-
-def _comfy_models_dir_above_pack() -> Path | None:
-    """``ComfyUI/models/facelift`` when this package sits in ``ComfyUI/custom_nodes/<pack>/facelift_models``."""
-    pack = Path(__file__).resolve().parents[1]
-    if pack.parent.name == "custom_nodes" and (pack.parent.parent / "models").is_dir():
-        return pack.parent.parent / "models" / COMFY_FOLDER_NAME
-    return None
 
 
 def facenet_pytorch_data_dir() -> Path | None:
@@ -368,7 +360,7 @@ class ModelStore:
             if any(all(self.file_status(self.entry(i)).ok for i in alt) for alt in req.alternatives):
                 continue
             if req.component == FACE_CROP and self.use_installed_facenet and facenet_pytorch_data_dir() is not None:
-                continue  # facelift_models.mtcnn.find_mtcnn_weights also looks there
+                continue  # facelift_models.weights.mtcnn_files.find_mtcnn_weights also looks there
             out.append((req, [s for s in (self.file_status(self.entry(i)) for i in req.alternatives[0]) if not s.ok]))
         return out
 
@@ -386,6 +378,15 @@ class ModelStore:
         gaps = self.missing(components)
         if gaps:
             raise WeightsError(self.missing_message(gaps, components))
+
+    def require_present(self, components: str | Iterable[str], note: str = "") -> None:
+        """Like :meth:`require`, but only absent files count: a size differing from the official one is a
+        converted, fine-tuned or test model, and a truly damaged file is reported by the loader that reads it.
+        ``note`` is appended to the message (e.g. which folders were searched)."""
+        gaps = [(req, [s for s in bad if s.state == "missing"]) for req, bad in self.missing(components)]
+        gaps = [(req, bad) for req, bad in gaps if bad]
+        if gaps:
+            raise WeightsError(self.missing_message(gaps, components) + (f"\n{note}" if note else ""))
 
     def missing_message(self, gaps, components) -> str:
         comps = self._names(components)

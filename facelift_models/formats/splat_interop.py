@@ -10,7 +10,7 @@ render-ready Gaussians, attributes
 
 built as ``SPLAT(positions, scales, rotations, opacities, sh, counts=None)``. Core writes these tensors to
 .ply/.splat/.spz without any axis change and ComfyUI's 3D viewer shows files in the 3DGS/OpenCV convention,
-so ``to_splat`` converts to ``axes="opencv"`` by default (see ``facelift_models.export``).
+so ``to_splat`` converts to ``axes="opencv"`` by default (see ``facelift_models.formats.export``).
 
 Losslessness: ``to_splat`` keeps a reference to the raw Gaussians on the SPLAT object (attribute
 ``facelift_raw``, ignored by core); ``from_splat`` returns them exactly when the SPLAT's tensors are still
@@ -25,9 +25,9 @@ import logging
 
 import torch
 
-from .errors import InputError
-from .export import convert_axes
-from .gaussians import Gaussians
+from ..errors import InputError
+from ..gaussians import Gaussians
+from .axes import convert_axes
 
 log = logging.getLogger("facelift.splat_interop")
 

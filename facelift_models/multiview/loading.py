@@ -4,9 +4,9 @@
 
 ``model_index.json`` there names a module of the official repo as the UNet class, so
 ``DiffusionPipeline.from_pretrained`` cannot load it without that code. Every component is a stock
-diffusers/transformers class (the UNet via :mod:`facelift_models.mv_unet`), so each subfolder is loaded here
+diffusers/transformers class (the UNet via :mod:`facelift_models.multiview.unet`), so each subfolder is loaded here
 directly. The text encoder is never loaded for sampling: it is only used once to compute the six view
-embeddings (:mod:`facelift_models.view_embeddings`).
+embeddings (:mod:`facelift_models.multiview.view_embeddings`).
 """
 
 from __future__ import annotations
@@ -17,22 +17,12 @@ from typing import Any
 
 import torch
 
-from .errors import InputError, WeightsError
-from .mv_attention import MVAttentionMode
-from .mv_unet import UNET_WEIGHTS_NAME, load_mv_unet, read_json
-
-# subfolder -> files it must hold for sampling (text_encoder/tokenizer are only needed for the embeddings)
-REQUIRED_FILES = {
-    "unet": ("config.json", UNET_WEIGHTS_NAME),
-    "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "image_encoder": ("config.json", "model.safetensors"),
-    "feature_extractor": ("preprocessor_config.json",),
-    "image_normalizer": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "scheduler": ("scheduler_config.json",),
-    "image_noising_scheduler": ("scheduler_config.json",),
-}
-HF_REPO = "wlyu/OpenFaceLift"
-
+from ..config import resolve_dtype
+from ..errors import WeightsError
+from ..weights.store import pipeline_files
+from .attention import MVAttentionMode
+from .files import HF_REPO, check_safetensors, read_json, transformers_dtype
+from .unet import UNET_WEIGHTS_NAME, load_mv_unet
 
 @dataclass
 class MVDiffusionModel:
@@ -73,21 +63,6 @@ class MVDiffusionModel:
         return self
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """'auto'/None -> fp16 on CUDA, fp32 elsewhere; also accepts 'fp16', 'bf16', 'fp32' or a torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {None: None, "auto": None, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16,
-             "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
-    if dtype not in names:
-        raise InputError(f"Unknown precision {dtype!r}; use auto, fp16, bf16 or fp32.")
-    if names[dtype] is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if device.type == "cpu" and names[dtype] == torch.float16:
-        raise InputError("fp16 is not supported on the CPU (slow and inaccurate there); use auto, fp32 or bf16.")
-    return names[dtype]
-
-
 def find_pipeline_folder(path: str | Path) -> Path:
     """Accept the ``pipeckpts`` folder itself or a checkout/download root that contains it."""
     path = Path(path).expanduser()
@@ -102,34 +77,12 @@ def check_pipeline_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise WeightsError(f"The multi-view diffusion folder {folder} does not exist. Download {HF_REPO} from "
                            "Hugging Face and point the loader at its 'mvdiffusion/pipeckpts' folder.")
-    missing = [f"{sub}/{name}" for sub, names in REQUIRED_FILES.items() for name in names
-               if not (folder / sub / name).is_file()]
+    missing = [rel for rel in pipeline_files() if not (folder / rel).is_file()]
     if missing:
         raise WeightsError(
             f"The multi-view diffusion folder {folder} is incomplete: missing {', '.join(missing)}. It must be the "
             f"'mvdiffusion/pipeckpts' folder of {HF_REPO} with all its subfolders; download the missing files "
             "again (only .safetensors weights are supported).")
-
-
-def check_safetensors(path: Path, what: str) -> None:
-    """Open the header of a safetensors file: a missing, truncated or corrupt file gives a WeightsError naming it."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            f.keys()
-    except Exception as e:
-        raise WeightsError(f"The {what} weights {path} are not a valid safetensors file ({type(e).__name__}: {e}). "
-                           f"The download is probably truncated or corrupted: delete the file and download it "
-                           f"again from {HF_REPO}.") from None
-
-
-def transformers_dtype(dtype: torch.dtype) -> dict:
-    """The dtype keyword of transformers' from_pretrained (renamed from torch_dtype to dtype in 4.56)."""
-    import transformers
-    from packaging.version import Version
-
-    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": dtype}
 
 
 def _load(what: str, path: Path, fn):

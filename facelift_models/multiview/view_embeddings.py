@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .atomic_io import atomic_path
-from .errors import WeightsError
+from ..atomic_io import atomic_path
+from ..config import VIEW_NAMES
+from ..errors import WeightsError
+from .files import transformers_dtype
 
-VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 PROMPT_TEMPLATE = "a rendering image of 3D models, {view} view, color map."
 CACHE_FILENAME = "facelift_view_embeds.safetensors"
 OFFICIAL_FILENAME = "clr_embeds.pt"
@@ -114,8 +115,6 @@ def load_text_encoder(folder: Path, device: str | torch.device = "cpu"):
                 f"{OFFICIAL_FILENAME} into {folder}.")
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-        from .mv_components import transformers_dtype
-
         text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"),
                                                      **transformers_dtype(torch.float32))
     except Exception as e:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import FaceLiftError, InputError, NoFaceError
+from ..errors import FaceLiftError, InputError, NoFaceError
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +67,6 @@ class FaceCropConfig:
         if self.on_no_face not in ON_NO_FACE:
             raise InputError(f"on_no_face must be one of {', '.join(ON_NO_FACE)}; got {self.on_no_face!r}.")
 
-    @classmethod
-    def from_sidecar(cls, crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
-                     **overrides: Any) -> "FaceCropConfig":
-        """From a ``face_crop`` sidecar's ``crop_constants`` (and ``resampling``) objects."""
-        c = crop_constants
-        kw: dict[str, Any] = {}
-        if "TRAINING_SET_FACE_SIZE" in c:
-            kw["face_size"] = float(c["TRAINING_SET_FACE_SIZE"])
-        if "TRAINING_SET_FACE_CENTER" in c:
-            kw["face_center"] = tuple(float(v) for v in c["TRAINING_SET_FACE_CENTER"])
-        if "output_image_size" in c:
-            kw["output_size"] = int(c["output_image_size"])
-        if "background_color" in c:
-            kw["background_color"] = tuple(int(v) for v in c["background_color"])
-        if "face_prob_threshold_value" in c:
-            kw["prob_threshold"] = float(c["face_prob_threshold_value"])
-        if resampling and "pil_resample" in resampling:
-            kw["resample"] = int(resampling["pil_resample"])
-        kw.update(overrides)
-        return cls(**kw)
 
 
 @dataclass
@@ -253,21 +233,16 @@ def remove_background(rgb: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- detection
-_DEFAULT_DETECTORS: dict[str, Any] = {}
-
-
 def default_detector(device: str = "cpu"):
-    """An MTCNN loaded from :func:`mtcnn.default_search_dirs` or an installed facenet-pytorch (cached)."""
+    """An MTCNN loaded from :func:`facelift_models.config.mtcnn_search_dirs` or an installed facenet-pytorch.
+
+    Loaded on each call (no cache here: inside ComfyUI the nodes' model cache holds the detector); keep the result
+    and pass it as ``detector=`` to crop many images (:func:`crop_faces` loads it once per batch)."""
+    from ..config import mtcnn_search_dirs
+    from ..weights.mtcnn_files import require_mtcnn_weights
     from . import mtcnn
 
-    key = str(device)
-    if key not in _DEFAULT_DETECTORS:
-        dirs = mtcnn.default_search_dirs()
-        found = mtcnn.find_mtcnn_weights(dirs)
-        if found is None:
-            raise mtcnn.missing_weights_error(dirs)
-        _DEFAULT_DETECTORS[key] = mtcnn.load_mtcnn(found, device)
-    return _DEFAULT_DETECTORS[key]
+    return mtcnn.load_mtcnn(require_mtcnn_weights(mtcnn_search_dirs()), device)
 
 
 def _detector_config_for(det_cfg, prob_threshold: float):
@@ -481,14 +456,16 @@ def skipped_note(index: int) -> str:
 
 
 def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCropConfig | None = None,
-               before_each: Callable[[int], None] | None = None, **overrides: Any) -> BatchCropResult:
+               before_each: Callable[[int], None] | None = None,
+               progress: Callable[[int, int], None] | None = None, **overrides: Any) -> BatchCropResult:
     """:func:`crop_face` for every image of a batch ([B,H,W,C] tensor/array, e.g. a ComfyUI IMAGE, or a list).
 
     masks: None, one mask for all ([H,W]), or one per image ([B,H,W] or a list).  If any image fails, raises
-    one error naming every failing batch index and why (NoFaceError if all failures are "no face"); no
-    partial batch is returned.  With ``on_no_face="skip"`` a photo without a face is dropped instead and
-    reported in ``skipped``/``notes``; if every photo is dropped, :class:`NoFaceError` says so.
-    before_each(i): called before image i (progress, cancellation); may raise to stop."""
+    one error naming every failing batch index and why (NoFaceError if all failures are "no face"; a batch of one
+    image raises that image's own error); no partial batch is returned.  With ``on_no_face="skip"`` a photo
+    without a face is dropped instead and reported in ``skipped``/``notes``; if every photo is dropped,
+    :class:`NoFaceError` says so.  before_each(i): called before image i; ``progress(done, total)`` after each
+    image (either may raise to cancel)."""
     items = _batch_items(images)
     if not items:
         raise InputError("The image batch is empty.")
@@ -504,6 +481,8 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         raise InputError(f"{len(mlist)} masks for {len(items)} images; give one mask, or one per image.")
     cfg = replace(config or FaceCropConfig(), **overrides) if overrides else (config or FaceCropConfig())
     n = len(items)
+    if detector is None and not cfg.skip_detection:
+        detector = default_detector()  # once for the whole batch
     results: list[CropResult | None] = []
     failures: list[tuple[int, FaceLiftError]] = []
     skipped: list[tuple[int, str]] = []
@@ -522,6 +501,10 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         except FaceLiftError as e:
             failures.append((i, e))
             results.append(None)
+        if progress is not None:
+            progress(i + 1, len(items))
+    if len(items) == 1 and failures:
+        raise failures[0][1]
     if failures:
         lines = "; ".join(f"image {i} (0-based) of the batch of {n}: {e}" for i, e in failures)
         cls = NoFaceError if all(isinstance(e, NoFaceError) for _, e in failures) else InputError

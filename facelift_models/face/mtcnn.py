@@ -14,33 +14,20 @@ NMS (no +1) after P-Net and R-Net, +1-width box regression, and the numpy "Min" 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import InputError, WeightsError
-from .store import MTCNN_SHA256, facenet_pytorch_data_dir, sha256_of
+from ..errors import InputError, WeightsError
+from ..weights.mtcnn_files import FACENET_PYTORCH_VERSION, HOW_TO_GET_WEIGHTS, verify_mtcnn_weights
 
 log = logging.getLogger(__name__)
 
-# The three weight files of facenet-pytorch 2.6.0 (``facenet_pytorch/data/*.pt`` in the wheel, MIT licence)
-# and their sha256: facts about that public release, used to refuse corrupt or different files.
-FACENET_PYTORCH_VERSION = "2.6.0"
-WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
-WEIGHTS_SHA256 = MTCNN_SHA256
-ENV_MTCNN_DIR = "FACELIFT_MTCNN_DIR"
-ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"
 
 # Inputs are normalised as (x - 127.5) * 0.0078125 before every network (the nets were trained that way).
 _PIXEL_MEAN = 127.5
@@ -65,19 +52,6 @@ class MTCNNConfig:
     nms_rnet: float = 0.7
     nms_onet_min: float = 0.7
 
-    @classmethod
-    def from_sidecar(cls, mtcnn: dict[str, Any]) -> "MTCNNConfig":
-        """Build from a ``face_crop`` sidecar's ``mtcnn`` object (unknown fields are ignored)."""
-        kw: dict[str, Any] = {}
-        if "min_face_size" in mtcnn:
-            kw["min_face_size"] = float(mtcnn["min_face_size"])
-        if "thresholds" in mtcnn:
-            kw["thresholds"] = tuple(float(t) for t in mtcnn["thresholds"])
-        if "factor" in mtcnn:
-            kw["factor"] = float(mtcnn["factor"])
-        if "select_largest" in mtcnn:
-            kw["select_largest"] = bool(mtcnn["select_largest"])
-        return cls(**kw)
 
 
 @dataclass
@@ -184,30 +158,11 @@ class ONet(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- box maths
 def nms_iou(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy NMS with torchvision's CPU semantics: stable descending score order, IoU without +1 in the
-    boxes' dtype, suppress when IoU > threshold (compared in double).  Returns kept indices, best first."""
-    n = int(boxes.shape[0])
-    if n == 0:
-        return torch.empty(0, dtype=torch.long)
-    boxes, scores = boxes.detach().cpu(), scores.detach().cpu()
-    order = torch.sort(scores, stable=True, descending=True).indices
-    b = boxes[order]
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    suppressed = np.zeros(n, dtype=bool)
-    keep: list[int] = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if i + 1 == n:
-            break
-        w = (torch.minimum(x2[i], x2[i + 1:]) - torch.maximum(x1[i], x1[i + 1:])).clamp_min(0)
-        h = (torch.minimum(y2[i], y2[i + 1:]) - torch.maximum(y1[i], y1[i + 1:])).clamp_min(0)
-        inter = w * h
-        iou = inter / (areas[i] + areas[i + 1:] - inter)
-        suppressed[i + 1:] |= (iou.double() > threshold).numpy()
-    return order[torch.tensor(keep, dtype=torch.long)]
+    """Greedy IoU NMS: ``torchvision.ops.nms``, the function facenet-pytorch itself calls, run on the CPU (the
+    kernel whose tie order and float arithmetic the fixtures were made with). Returns kept indices, best first."""
+    from torchvision.ops import nms
+
+    return nms(boxes.detach().cpu(), scores.detach().cpu(), float(threshold))
 
 
 def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -310,7 +265,7 @@ class MTCNN(nn.Module):
             raise InputError(f"MTCNN.detect needs one H×W×3 RGB image; got {getattr(image, 'shape', type(image))}.")
         if arr.dtype != torch.uint8:
             raise InputError(f"MTCNN.detect needs uint8 pixels (0-255); got {arr.dtype}. Convert the image first "
-                             "(facelift_models.face_crop.to_rgb_uint8 does that).")
+                             "(facelift_models.face.crop.to_rgb_uint8 does that).")
         dev = self.device
         dtype = self.pnet.conv1.weight.dtype
         imgs = arr.to(dev).unsqueeze(0).permute(0, 3, 1, 2).to(dtype)
@@ -417,73 +372,6 @@ class MTCNN(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- weights
-def default_search_dirs() -> list[Path]:
-    """Folders named by the environment: ``$FACELIFT_MTCNN_DIR``, then ``$FACELIFT_MODELS_DIR/mtcnn``."""
-    dirs = []
-    if os.environ.get(ENV_MTCNN_DIR):
-        dirs.append(Path(os.environ[ENV_MTCNN_DIR]).expanduser())
-    if os.environ.get(ENV_MODELS_DIR):
-        dirs.append(Path(os.environ[ENV_MODELS_DIR]).expanduser() / "mtcnn")
-    return dirs
-
-
-def _candidates(d: Path) -> Iterable[Path]:
-    # The folder itself, or an unzipped wheel / package folder inside it.
-    yield d
-    yield d / "data"
-    yield d / "facenet_pytorch" / "data"
-
-
-def _has_all(d: Path) -> bool:
-    return all((d / name).is_file() for name in WEIGHT_FILES)
-
-
-def find_mtcnn_weights(search_dirs: Sequence[Path | str] = ()) -> Path | None:
-    """The first folder holding ``pnet.pt``, ``rnet.pt`` and ``onet.pt``: each of ``search_dirs`` in order
-    (also its ``data/`` or ``facenet_pytorch/data/`` subfolder), then an installed facenet-pytorch's
-    ``data/``.  ``None`` when none has all three (see :func:`missing_weights_error`)."""
-    for d in list(search_dirs) + ([p] if (p := facenet_pytorch_data_dir()) else []):
-        for c in _candidates(Path(d).expanduser()):
-            if _has_all(c):
-                return c
-    return None
-
-
-HOW_TO_GET_WEIGHTS = (
-    "Get the three MIT-licensed files pnet.pt, rnet.pt and onet.pt of facenet-pytorch "
-    f"{FACENET_PYTORCH_VERSION} in one of these ways: (1) `python scripts/fetch_mtcnn_weights.py "
-    "--models-dir ComfyUI/models/facelift` (pip-downloads the wheel from PyPI, checks the sha256 and writes "
-    "ComfyUI/models/facelift/mtcnn/); (2) by hand: `pip download --no-deps "
-    f"facenet-pytorch=={FACENET_PYTORCH_VERSION}`, unzip `facenet_pytorch/data/*.pt` from the .whl (a zip file) "
-    "into ComfyUI/models/facelift/mtcnn/; (3) `pip install --no-deps "
-    f"facenet-pytorch=={FACENET_PYTORCH_VERSION}` into the same Python (its data/ folder is found automatically)."
-)
-
-
-def missing_weights_error(searched: Sequence[Path | str]) -> WeightsError:
-    """The user-facing error when :func:`find_mtcnn_weights` found nothing."""
-    where = [str(Path(d).expanduser()) for d in searched]
-    pkg = facenet_pytorch_data_dir()
-    where.append(f"an installed facenet_pytorch package ({pkg if pkg else 'not installed, or without its data files'})")
-    return WeightsError("The MTCNN face-detector weights were not found. Looked in: " + "; ".join(where)
-                        + ". " + HOW_TO_GET_WEIGHTS)
-
-
-def verify_mtcnn_weights(weights_dir: Path | str) -> None:
-    """Raise :class:`WeightsError` unless the folder holds the three files with the known sha256."""
-    d = Path(weights_dir)
-    missing = [n for n in WEIGHT_FILES if not (d / n).is_file()]
-    if missing:
-        raise WeightsError(f"MTCNN weights folder {d} lacks {', '.join(missing)}. " + HOW_TO_GET_WEIGHTS)
-    for name in WEIGHT_FILES:
-        digest = sha256_of(d / name)
-        if digest != WEIGHTS_SHA256[name]:
-            raise WeightsError(
-                f"{d / name} is not the facenet-pytorch {FACENET_PYTORCH_VERSION} file (sha256 {digest}, expected "
-                f"{WEIGHTS_SHA256[name]}): it is corrupt, truncated or from another release. Delete it and get "
-                "the files again. " + HOW_TO_GET_WEIGHTS)
-
-
 def load_mtcnn(weights_dir: Path | str, device: torch.device | str = "cpu",
                config: MTCNNConfig | None = None, verify: bool = True) -> MTCNN:
     """Build :class:`MTCNN` and load ``pnet.pt``/``rnet.pt``/``onet.pt`` from ``weights_dir`` (state dicts,
@@ -504,40 +392,3 @@ def load_mtcnn(weights_dir: Path | str, device: torch.device | str = "cpu",
                                f"be the state dict shipped in facenet-pytorch {FACENET_PYTORCH_VERSION}. "
                                + HOW_TO_GET_WEIGHTS) from None
     return model.to(device).eval()
-
-
-def download_mtcnn_weights(dest: Path | str, log_fn=None) -> Path:
-    """Fetch the three files into ``dest`` with ``pip download --no-deps facenet-pytorch==2.6.0`` (from the
-    package index pip is configured for, PyPI by default), unzip them from the wheel, check their sha256 and
-    move them in place atomically.  Says what it downloads before it does."""
-    say = log_fn or log.warning
-    dest = Path(dest).expanduser()
-    if _has_all(dest):
-        try:
-            verify_mtcnn_weights(dest)
-            return dest
-        except WeightsError:
-            pass
-    say(f"Downloading facenet-pytorch {FACENET_PYTORCH_VERSION} (1.9 MB wheel, MIT) from the Python package index "
-        f"with pip to extract the MTCNN weights into {dest}")
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="facelift-mtcnn-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, f"facenet-pytorch=={FACENET_PYTORCH_VERSION}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("facenet_pytorch-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise WeightsError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
-                               f"{(proc.stderr or proc.stdout).strip()[-800:]} " + HOW_TO_GET_WEIGHTS)
-        with zipfile.ZipFile(wheels[0]) as zf:
-            for name in WEIGHT_FILES:
-                part = dest / f".{name}.part"
-                with zf.open(f"facenet_pytorch/data/{name}") as src, open(part, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                digest = sha256_of(part)
-                if digest != WEIGHTS_SHA256[name]:
-                    part.unlink(missing_ok=True)
-                    raise WeightsError(f"{name} from {wheels[0].name} has sha256 {digest}, expected "
-                                       f"{WEIGHTS_SHA256[name]}; not installing it.")
-                os.replace(part, dest / name)
-    return dest

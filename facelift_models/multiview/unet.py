@@ -3,20 +3,20 @@
 The official ``UNetMV2DConditionModel`` has exactly the state dict of a stock UNet2DConditionModel; its
 multi-view behaviour is only an attention processor. So: read the official ``unet/config.json``, drop the
 MV-only keys, rename the MV block types to their stock names, build the stock UNet, load the safetensors
-strictly and install :class:`~facelift_models.mv_attention.MultiViewAttnProcessor` on every ``attn1``.
+strictly and install :class:`~facelift_models.multiview.attention.MultiViewAttnProcessor` on every ``attn1``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import WeightsError
-from .mv_attention import MVAttentionMode, install_mv_attention
+from ..errors import WeightsError
+from .files import read_json, read_safetensors
+from .attention import MVAttentionMode, install_mv_attention
 
 # Keys of the official config that a stock UNet2DConditionModel does not know.
 MV_ONLY_KEYS = ("num_views", "cd_attention_last", "cd_attention_mid", "multiview_attention",
@@ -29,15 +29,6 @@ BLOCK_RENAMES = {
 }
 UNET_WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 DEFAULT_NUM_VIEWS = 6
-
-
-def read_json(path: Path, what: str = "file") -> dict:
-    """A JSON file of the weights folder; unreadable or invalid JSON becomes a WeightsError naming the file."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"The {what} {path} cannot be read as JSON ({e}). Re-download it from "
-                           "wlyu/OpenFaceLift.") from None
 
 
 @dataclass
@@ -103,21 +94,6 @@ def build_mv_unet(config: MVUNetConfig, device: str | torch.device | None = None
         dlogging.set_verbosity(verbosity)
     install_mv_attention(unet, num_views=config.num_views, mode=config.attention)
     return unet
-
-
-def read_safetensors(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
-    """Load a safetensors file on CPU, turning a missing or corrupt file into a WeightsError that names it."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"The {what} file {path} is missing. Download it again (wlyu/OpenFaceLift on Hugging "
-                           "Face) into that folder.")
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as e:  # SafetensorError, OSError, ...: the message is what matters to the user
-        raise WeightsError(f"The {what} file {path} is not a valid safetensors file ({type(e).__name__}: {e}). "
-                           "It is probably truncated or corrupted: delete it and download it again.") from None
 
 
 def load_mv_unet_state_dict(unet, state_dict: dict[str, torch.Tensor], source: str) -> None:

@@ -1,6 +1,6 @@
 """Export Gaussians for other viewers: standard 3DGS PLY, antimatter15 ``.splat``, Niantic ``.spz``; axis conversion.
 
-The official FaceLift PLY layout is written by ``facelift_models.ply`` (``write_ply``); ``export`` dispatches
+The official FaceLift PLY layout is written by ``facelift_models.formats.ply`` (``write_ply``); ``export`` dispatches
 to it for ``format="official_ply"``.
 
 Axes. FaceLift's world is z-up with the face toward -y. Splat viewers expect the 3DGS/COLMAP (OpenCV)
@@ -17,62 +17,20 @@ map exactly (a signed permutation); quaternions keep their norm. ``axes="facelif
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .atomic_io import atomic_path
-from .errors import InputError
-from .gaussians import SH_C0, Gaussians
+from ..atomic_io import atomic_path
+from ..errors import InputError
+from ..gaussians import SH_C0, Gaussians
+from .axes import _check_axes, convert_axes
 
-AXES = ("opencv", "facelift")
 FORMATS = ("official_ply", "ply", "splat", "spz")
 SPLAT_RECORD = np.dtype([("xyz", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("quat", "u1", 4)])  # 32 B
 
-# facelift world -> OpenCV/3DGS viewer frame: rotation of +90 deg about x
-_R_TO_OPENCV = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-_Q_TO_OPENCV = (math.cos(math.pi / 4), math.sin(math.pi / 4), 0.0, 0.0)
-
-
-# ------------------------------------------------------------------------------------------------- axes
-def _quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product a*b of (w,x,y,z) quaternions (broadcasting)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
-
-
-def _check_axes(axes: str) -> None:
-    if axes not in AXES:
-        raise InputError(f"Unknown axes '{axes}': choose 'opencv' (viewer convention, y down, face toward -z; "
-                         "what ComfyUI's 3D viewer and most splat viewers expect) or 'facelift' (z up, face toward -y).")
-
-
-def rotate(g: Gaussians, R: torch.Tensor, q: torch.Tensor) -> Gaussians:
-    """Rotate every Gaussian by the rotation matrix ``R`` [3,3] whose unit quaternion is ``q`` (w,x,y,z)."""
-    dt = g.xyz.dtype
-    R64, q64 = R.to(g.device, torch.float64), q.to(g.device, torch.float64)
-    xyz = (g.xyz.double() @ R64.T).to(dt)
-    quats = _quat_mul(q64.expand(len(g), 4), g.quats.double()).to(g.quats.dtype)
-    return g.replace(xyz=xyz, quats=quats)
-
-
-def convert_axes(g: Gaussians, src: str = "facelift", dst: str = "opencv") -> Gaussians:
-    """The same Gaussians expressed in another axis convention (see the module docstring)."""
-    _check_axes(src)
-    _check_axes(dst)
-    if src == dst:
-        return g
-    q = torch.tensor(_Q_TO_OPENCV, dtype=torch.float64)
-    if src == "facelift":  # facelift -> opencv
-        return rotate(g, _R_TO_OPENCV, q)
-    return rotate(g, _R_TO_OPENCV.T, q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64))
 
 
 # ---------------------------------------------------------------------------------------- atomic writes
@@ -263,3 +221,24 @@ def export(g: Gaussians, path: str | os.PathLike, format: str = "auto", axes: st
         return write_ply(convert_axes(g, "facelift", axes), path)
     axes = axes or "opencv"
     return {"ply": write_standard_ply, "splat": write_splat, "spz": write_spz}[format](g, path, axes=axes)
+
+
+def is_official_ply(path: str | os.PathLike) -> bool:
+    """True for the official FaceLift PLY layout (uchar red/green/blue next to f_dc: what FaceLift itself writes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    end = head.find(b"end_header")
+    return end > 0 and b"property uchar red" in head[:end] and b"property float f_dc_0" in head[:end]
+
+
+def load(path: str | os.PathLike, axes: str = "auto") -> tuple[Gaussians, str]:
+    """Read a .ply, .splat or .spz file into FaceLift-world Gaussians; returns them and the axes the file was read
+    in. ``axes="auto"``: ``facelift`` for the official FaceLift PLY, ``opencv`` (the viewers' convention) else."""
+    path = Path(path)
+    fmt = format_from_path(path)
+    if not fmt:
+        raise InputError(f"{path.name} is not a .ply, .splat or .spz file.")
+    if axes == "auto":
+        axes = "facelift" if fmt == "ply" and is_official_ply(path) else "opencv"
+    reader = {"ply": read_standard_ply, "splat": read_splat, "spz": read_spz}[fmt]
+    return reader(path, axes=axes), axes
