@@ -39,7 +39,7 @@ def batch_run(comfy_server, photo_folder):
     return comfy_server.client().run(H.unique_prefixes(wf), timeout=600)
 
 
-def test_batch_of_three_photos_two_plys_one_skip(comfy, batch_run):
+def test_batch_of_three_photos_two_plys_one_skip(comfy, batch_run, photo_folder):
     res = batch_run
     assert res.status == "success", H.error_text(res)
     out = res.outputs
@@ -63,11 +63,17 @@ def test_batch_of_three_photos_two_plys_one_skip(comfy, batch_run):
     assert heads[0] != heads[1], "the two faces gave the same head"
     assert len(out["8"]["images"]) == 2 and len(out["9"]["images"]) == 2
 
-    # Still serving: a second, different prompt runs.
-    ok = comfy.run(H.unique_prefixes({"1": {"class_type": "FaceLiftLoadPhotos",
-                                            "inputs": {"folder": "no_such_folder_here", "start": 0, "limit": 0,
-                                                       "max_side": 1024}}}))
-    assert ok.status == "error" and "no folder 'no_such_folder_here'" in H.error_text(ok)
+    # Still serving: a bad folder is a clear error, then a prompt on the same photos runs.
+    def load_preview(folder: str, limit: int) -> dict:
+        return {"1": {"class_type": "FaceLiftLoadPhotos",
+                      "inputs": {"folder": folder, "start": 2, "limit": limit, "max_side": 256}},
+                "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+    bad = comfy.run(load_preview("no_such_folder_here", 0))
+    assert bad.status == "error" and "no folder 'no_such_folder_here'" in H.error_text(bad)
+    ok = comfy.run(load_preview(photo_folder[0], 1))
+    assert ok.status == "success", H.error_text(ok)
+    assert json.loads(ok.outputs["1"]["text"][0]) == ["c_face.jpg"]
     assert comfy.get_json("/system_stats")["system"]
 
 
