@@ -31,7 +31,7 @@ from facelift_models.batch.pipeline import PipelineOptions  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> None:
-    from tests.batch_photos import face_variants
+    from harness.batch_photos import face_variants
 
     faces = face_variants(6)
     folder.mkdir(parents=True, exist_ok=True)

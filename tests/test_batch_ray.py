@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("ray", reason="Ray is not installed (python -m pip install \"ray[data]\"); it is an optional "
                                   "dependency that requirements-dev.txt installs where the platform has wheels")
 
-from tests.batch_photos import write_photo_folder  # noqa: E402
+from harness.batch_photos import write_photo_folder  # noqa: E402
 from harness.tiny_models import write_tiny_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -109,7 +109,7 @@ def test_chunk_sizes_follow_free_memory(monkeypatch):
 
 def test_local_run_records_each_photo_once(tmp_path):
     from harness.tiny_models import write_tiny_models
-    from tests.batch_photos import write_photo_folder
+    from harness.batch_photos import write_photo_folder
 
     models = write_tiny_models(tmp_path / "models", mv=True, gslrm=True)
     photos = write_photo_folder(tmp_path / "photos", faces=1)

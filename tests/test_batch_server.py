@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests import facelift_server_helpers as H
-from tests.batch_photos import cat, face_variants
+from harness.batch_photos import cat, face_variants
 
 pytestmark = pytest.mark.server
 WORKFLOW = "facelift_batch_folder_api.json"

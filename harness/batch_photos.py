@@ -1,4 +1,4 @@
-"""Photo folders for the batch tests: variants of the example portrait (faces MTCNN finds), a cat, a corrupt file."""
+"""Photo folders for the batch tests and benchmark: variants of the example portrait (faces MTCNN finds), a cat, a corrupt file."""
 
 from __future__ import annotations
 
