@@ -8,7 +8,7 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from .common import CATEGORY
+from .common import CATEGORY, check_interrupted, progress_bar
 
 DEFAULT_FOLDER = "facelift_photos"
 
@@ -82,7 +82,14 @@ class FaceLiftLoadPhotos(io.ComfyNode):
                 max_side: int = 1024) -> io.NodeOutput:
         from ..facelift_models.batch.photos import list_photos, load_photo_batch
 
-        images, masks, names = load_photo_batch(list_photos(photo_folder(folder), start, limit), max_side)
+        paths = list_photos(photo_folder(folder), start, limit)
+        bar = progress_bar(len(paths))
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update_absolute(done, total)
+            check_interrupted()
+
+        images, masks, names = load_photo_batch(paths, max_side, progress=on_progress)
         text = json.dumps(names)
         return io.NodeOutput(images, masks, text, ui={"text": [text]})
 

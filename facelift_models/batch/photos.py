@@ -49,9 +49,10 @@ def _fit(rgb: np.ndarray, alpha: np.ndarray | None, max_side: int):
     return rgb, alpha
 
 
-def load_photo_batch(paths: list[Path], max_side: int = 1024):
+def load_photo_batch(paths: list[Path], max_side: int = 1024, progress=None):
     """(images [B,H,W,3] float32 in [0,1], background masks [B,H,W] float32 (1 = padding or transparent, ComfyUI's
-    Load Image convention), names) as torch tensors. An unreadable photo is an error naming it."""
+    Load Image convention), names) as torch tensors. An unreadable photo is an error naming it.
+    ``progress(done, total)`` is called after each photo (it may raise to cancel)."""
     import torch
 
     from ..face.crop import to_rgb_uint8
@@ -60,6 +61,8 @@ def load_photo_batch(paths: list[Path], max_side: int = 1024):
     for p in paths:
         rgb, alpha = to_rgb_uint8(read_photo(p))
         photos.append(_fit(rgb, alpha, int(max_side)))
+        if progress is not None:
+            progress(len(photos), len(paths))
     H = max(rgb.shape[0] for rgb, _ in photos)
     W = max(rgb.shape[1] for rgb, _ in photos)
     images = np.full((len(photos), H, W, 3), 255, np.uint8)
