@@ -28,7 +28,7 @@ def write_gaussians(g, path: Path, fmt: str) -> Path:
     return Path(export.export(g, path, format=FORMATS[fmt][0]))
 
 
-def _preview(g, prefix_dir: str):
+def front_preview(g, prefix_dir: str):
     """A small front render of the head as a temp PNG for the node's preview ({filename, subfolder, type})."""
     import folder_paths
     import numpy as np
@@ -99,7 +99,7 @@ class FaceLiftSaveGaussians(io.ComfyNode):
             files.append({"filename": fname, "subfolder": sub, "type": "output", "format": format,
                           "gaussians": len(g)})
             if preview and len(g):
-                previews.append(_preview(g, filename_prefix))
+                previews.append(front_preview(g, filename_prefix))
             bar.update(1)
         ui = {"text": ["\n".join(rel_paths)], "facelift_files": files}
         if previews:
