@@ -1,0 +1,1 @@
+"""Face stage: background removal, face detection and the official face crop."""
