@@ -284,17 +284,17 @@ def write_mtcnn(folder: Path) -> Path:
 class TinyU2Net(torch.nn.Module):
     """U²-Net's input/output signature around a few random layers.
 
-    The fused output d0 (the one rembg reads) is a sigmoid of a fixed head-and-shoulders prior (an ellipse around
-    the middle of the image, so the example portrait keeps its face and MTCNN still finds it) plus a random,
-    image-dependent term (so every preprocessing step shows in the matte: resize, scaling by the maximum, mean/std,
-    channel order).  The six side outputs are other mixtures, so reading the wrong output changes the result."""
+    The fused output d0 (the one rembg reads) is a sigmoid of a fixed prior (an ellipse around the head of the
+    example portrait, so its face survives and MTCNN still finds it, while the rest of its crop turns white) plus a
+    random, image-dependent term (so every preprocessing step shows in the matte: resize, scaling by the maximum,
+    mean/std, channel order).  The six side outputs are other mixtures, so reading the wrong output changes the result."""
 
     def __init__(self, size: int = 320) -> None:
         super().__init__()
         self.conv1 = torch.nn.Conv2d(3, 8, 5, padding=2)
         self.conv2 = torch.nn.Conv2d(8, 1, 5, padding=2)
         yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-        r = ((xx - 0.45) / 0.35) ** 2 + ((yy - 0.45) / 0.5) ** 2
+        r = ((xx - 0.44) / 0.17) ** 2 + ((yy - 0.28) / 0.3) ** 2
         self.register_buffer("prior", (4.0 * (1.0 - r))[None, None])
 
     def forward(self, x):
