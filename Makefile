@@ -6,7 +6,7 @@ PY := .venv/bin/python
 .PHONY: setup setup-browser test run parity
 setup:
 	bash scripts/setup_env.sh
-	$(PY) -m tests.comfy_host provision
+	$(PY) -m harness.comfy_host provision
 
 setup-browser:
 	bash scripts/setup_browser.sh
@@ -18,4 +18,4 @@ run: setup
 	$(PY) scripts/run_facelift.py $(ARGS)
 
 parity: setup
-	$(PY) -m facelift_models.parity ../shared/reference/*_*.json
+	$(PY) -m facelift_models.parity tests/fixtures/parity/*_*.json $(wildcard ../shared/reference/*_*.json)

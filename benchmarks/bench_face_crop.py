@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_face_crop.py [--size 1024] [--repeats 7] [--device cpu|cuda]
                                                    [--threads N] [--out results.json]
 
-The input is examples/astronaut.png (512², public domain) upscaled with PIL bicubic to size² (one face of
+The input is samples/astronaut.png (512², public domain) upscaled with PIL bicubic to size² (one face of
 ~195 px at 1024²).  Timed per repeat: detection alone (MTCNN.detect) and the whole ``crop_face`` call
 (conversion, detection, selection, PIL resize/crop/paste, mask).  Reports median, min and max seconds, the
 number of pyramid scales, and the peak resident memory of the process (ru_maxrss).  Weights: found like the
@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO))
 
 
 def _weights_dir() -> Path:
-    from facelift_models.mtcnn import default_search_dirs, download_mtcnn_weights, find_mtcnn_weights
+    from facelift_models.config import mtcnn_search_dirs
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights, find_mtcnn_weights
 
     cache = REPO / ".cache" / "mtcnn"
-    found = find_mtcnn_weights(default_search_dirs() + [cache])
+    found = find_mtcnn_weights(mtcnn_search_dirs() + [cache])
     return found or download_mtcnn_weights(cache, log_fn=lambda m: print(m, file=sys.stderr))
 
 
@@ -53,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from facelift_models.face_crop import crop_face
-    from facelift_models.mtcnn import load_mtcnn
+    from facelift_models.face.crop import crop_face
+    from facelift_models.face.mtcnn import load_mtcnn
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    photo = np.asarray(Image.open(REPO / "examples" / "astronaut.png").convert("RGB")
+    photo = np.asarray(Image.open(REPO / "samples" / "astronaut.png").convert("RGB")
                        .resize((args.size, args.size), Image.BICUBIC))
     detector = load_mtcnn(_weights_dir(), args.device)
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         crop_t.append(t2 - t1)
     result = {
         "benchmark": "face_crop",
-        "input": f"examples/astronaut.png bicubic-upscaled to {args.size}x{args.size}",
+        "input": f"samples/astronaut.png bicubic-upscaled to {args.size}x{args.size}",
         "device": args.device,
         "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor()
         or platform.machine(),

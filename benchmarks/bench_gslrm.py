@@ -54,7 +54,7 @@ def run_case(name: str, device: str, repeats: int, warmup: int) -> dict:
     import torch
 
     from facelift_models.cameras import official_views
-    from facelift_models.gslrm import GSLRM, GSLRMConfig
+    from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig
 
     spec = CASES[name]
     dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[spec["dtype"]]

@@ -27,16 +27,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facelift_models.mv_unet import MVUNetConfig, build_mv_unet  # noqa: E402
+from facelift_models.multiview.unet import MVUNetConfig, build_mv_unet  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def reference_dir() -> Path:
-    for cand in (REPO.parent / "shared" / "reference", REPO / "shared" / "reference"):
-        if (cand / "README.md").exists():
-            return cand
-    raise SystemExit("parity fixtures not found (../shared/reference); pass --reference")
+    """The project's vendored copy of the parity fixtures."""
+    return REPO / "tests" / "fixtures" / "parity"
 
 
 def sync(device: torch.device) -> None:
@@ -97,7 +95,7 @@ def bench_unet_step(name: str, config: dict, latent: int, device: torch.device, 
 
 
 def bench_tiny_pipeline(reference: Path, repeats: int) -> dict:
-    from facelift_models.mv_sampler import MVDiffusionConfig, sample_views
+    from facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
     from facelift_models.parity.common import Fixture
     from facelift_models.parity.mv_pipeline import build_components
     from PIL import Image

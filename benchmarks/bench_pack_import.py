@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pack_import.py [--repeats 5] [--out results.json]
 
-Each repeat is a fresh interpreter inside the provisioned test ComfyUI (tests/comfy_host.py) that imports
+Each repeat is a fresh interpreter inside the provisioned test ComfyUI (harness/comfy_host.py) that imports
 ComfyUI's ``nodes`` first (torch, comfy.*: ComfyUI's own start-up cost) and then times only
 ``nodes.load_custom_node(<this pack>)``. It also reports the modules the pack pulled in and whether any
 network or CUDA call happened (the test suite asserts those; this script only measures).
@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import comfy_host  # noqa: E402
-from tests.test_pack_import import LOAD_PACK  # noqa: E402
+from harness import comfy_host  # noqa: E402
+from harness.pack_load import LOAD_PACK  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """End-to-end benchmark of the shipped photo -> 3D head workflow in a real local ComfyUI, node by node.
 
-Runs ``workflows/facelift_photo_to_head_api.json`` on the example portrait twice: a cold run (weights load) and a
+Runs ``workflows/api/facelift_photo_to_head_api.json`` on the example portrait twice: a cold run (weights load) and a
 warm run with another seed (weights must come from the shared cache: the load counters of ``GET /facelift/cache``
 must not change). Per node it reports the wall time between ComfyUI's ``executing`` messages, plus the server's
 peak RSS and, on a GPU, the peak VRAM torch allocated (from ``GET /facelift/cache``). Prints one JSON object.

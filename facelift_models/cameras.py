@@ -13,10 +13,10 @@ from typing import Sequence
 
 import torch
 
+from .config import VIEW_NAMES
 from .errors import InputError
 
 # The official view order of the multi-view generator and of GS-LRM's input (spec §7 table).
-OFFICIAL_VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 # Offset of each official view from the front, measured in the turntable's direction of travel (degrees).
 # front_right is 45 deg toward the subject's right, i.e. -45 deg in turntable direction (= +315).
 OFFICIAL_VIEW_AZIMUTHS = (0.0, -45.0, -90.0, 180.0, 90.0, 45.0)
@@ -143,7 +143,23 @@ def official_views(resolution: int = OFFICIAL_RESOLUTION) -> Cameras:
     az = [_FRONT_AZIMUTH_DEG + a for a in OFFICIAL_VIEW_AZIMUTHS]
     c2w = _look_at_origin(az, 0.0, OFFICIAL_RADIUS).float()
     return Cameras(c2w, _intrinsics(6, resolution, resolution, OFFICIAL_FOV_DEG), int(resolution),
-                   int(resolution), OFFICIAL_VIEW_NAMES)
+                   int(resolution), VIEW_NAMES)
+
+
+def for_images(cameras: Cameras | None, width: int, height: int) -> Cameras:
+    """Cameras for views of ``width`` x ``height``: the official 6 when ``cameras`` is None (square views only),
+    else ``cameras`` rescaled to that size (same aspect ratio only)."""
+    if cameras is None:
+        if width != height:
+            raise InputError(f"The official cameras need square views; got {width}x{height}. Crop the views square "
+                             "or connect your own cameras.")
+        return official_views(resolution=width)
+    if (cameras.width, cameras.height) == (width, height):
+        return cameras
+    if abs(cameras.width / cameras.height - width / height) > 1e-3:
+        raise InputError(f"The cameras are for {cameras.width}x{cameras.height} images but the views are "
+                         f"{width}x{height} (another aspect ratio).")
+    return cameras.resized(width, height)
 
 
 def turntable(num_frames: int = 150, elevation_deg: float = 0.0, radius: float = OFFICIAL_RADIUS,

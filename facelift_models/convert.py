@@ -23,8 +23,8 @@ import torch
 
 from .atomic_io import atomic_path
 from .errors import FaceLiftError, WeightsError
-from .gslrm import GSLRM
-from .gslrm_checkpoint import METADATA_KIND, build_model, config_from_state_dict, load_gslrm, read_state_dict
+from .reconstruct.gslrm import GSLRM
+from .reconstruct.checkpoint import METADATA_KIND, build_model, config_from_state_dict, load_gslrm, read_state_dict
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 # fp16 weights (run in fp32) vs the original fp32 weights, on the probe: max |diff| of every raw output

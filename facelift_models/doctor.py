@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import ENV_MODELS_DIR
 from .errors import FaceLiftError
-from .store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
+from .weights.store import (INFERENCE, LICENCE_SHORT, RECONSTRUCTION, REPO_URL, REVISION, ModelStore, human_size,
                     resolve_models_dir)
 
 PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "safetensors", "huggingface_hub", "hf_xet",
@@ -95,10 +96,10 @@ def render_backends(smoke: bool = True) -> dict[str, Any]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         names = list(getattr(render, "BACKENDS", ("torch", "numba", "gsplat")))
         available = set(render.available_backends(device)) if hasattr(render, "available_backends") else set(names)
-        auto = render.pick_backend(device) if hasattr(render, "pick_backend") else None
+        auto, why = render.explain_backend(device)
     except Exception as exc:
         return {"error": f"render backend query failed: {type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"device": device, "auto": auto, "backends": {}}
+    out: dict[str, Any] = {"device": device, "auto": auto, "auto_reason": why, "backends": {}}
     for name in names:
         entry: dict[str, Any] = {"available": name in available}
         if smoke and name in available:
@@ -133,7 +134,7 @@ def _smoke_render(render, backend: str, device: str) -> bool:
 
 def models_report(root: Path | None, verify: bool = False) -> dict[str, Any]:
     if root is None:
-        return {"dir": None, "error": "no models folder configured (pass --models-dir or set FACELIFT_MODELS_DIR)"}
+        return {"dir": None, "error": f"no models folder configured (pass --models-dir or set {ENV_MODELS_DIR})"}
     store = ModelStore(root)
     files = []
     for st in store.status():
@@ -211,7 +212,7 @@ def format_report(r: dict[str, Any]) -> str:
             state = ("works" if b.get("works") else f"FAILS ({b.get('error', 'wrong image')})") if "works" in b else \
                 ("available" if b["available"] else "not available")
             lines.append(f"  {name:<8} {state}")
-        lines.append(f"  auto picks: {rb.get('auto')} on {rb.get('device')}")
+        lines.append(f"  auto picks: {rb.get('auto')} on {rb.get('device')} ({rb.get('auto_reason')})")
     lines += ["", r["licence"]]
     return "\n".join(lines)
 
@@ -239,7 +240,7 @@ def convert_checkpoint(models_dir: str | None, dtype: str = "fp16") -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facelift_models.doctor", description=__doc__.splitlines()[0])
-    ap.add_argument("--models-dir", help="models folder (default: $FACELIFT_MODELS_DIR or ComfyUI/models/facelift)")
+    ap.add_argument("--models-dir", help=f"models folder (default: ${ENV_MODELS_DIR} or ComfyUI/models/facelift)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--verify", action="store_true", help="also check the SHA-256 of present files (slow: ~8 GB)")
     ap.add_argument("--no-render-test", action="store_true", help="skip the one-Gaussian test render per backend")

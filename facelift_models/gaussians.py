@@ -68,9 +68,6 @@ class Gaussians:
         """Subset by a boolean mask or an index tensor (order follows ``index``)."""
         return self.map(lambda t: t[index])
 
-    def detach_clone(self) -> "Gaussians":
-        return self.map(lambda t: t.detach().clone())
-
     def replace(self, **changes) -> "Gaussians":
         return replace(self, **changes)
 

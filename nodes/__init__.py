@@ -35,5 +35,11 @@ def node_classes() -> list[type[io.ComfyNode]]:
 
 
 class FaceLiftExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        from .routes import add_routes
+
+        add_routes()  # GET /facelift/cache, POST /facelift/cache/clear (idempotent)
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        await self.on_load()  # ComfyUI 0.3.75 calls only get_node_list when it loads the extension
         return node_classes()

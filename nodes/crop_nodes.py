@@ -8,39 +8,35 @@ import torch
 from comfy_api.latest import io
 
 from ..facelift_models.face.background import BACKGROUND_MODES
-from ..facelift_models.face_crop import ON_NO_FACE
-from . import model_cache
+from ..facelift_models.face.crop import ON_NO_FACE
+from . import cache, folders
 from .common import CATEGORY, check_interrupted, foreground_alpha, progress_bar
 
 FACE_CHOICES = ["largest", "2nd largest", "3rd largest", "4th largest"]
 
 
 def detector(device: str = "cpu"):
-    """The MTCNN face detector, loaded once per process from the facelift models folder (mtcnn/)."""
-    from ..facelift_models import mtcnn
+    """The MTCNN face detector from the facelift models folder (mtcnn/), kept in the model cache (one version)."""
+    from ..facelift_models.face.mtcnn import load_mtcnn
+    from ..facelift_models.weights.mtcnn_files import WEIGHT_FILES, require_mtcnn_weights
 
-    dirs = model_cache.mtcnn_dirs() + mtcnn.default_search_dirs()
-    found = mtcnn.find_mtcnn_weights(dirs)
-    if found is None:
-        raise mtcnn.missing_weights_error(dirs)
-    stamp = tuple(model_cache.file_stamp(found / n) for n in mtcnn.WEIGHT_FILES)
-    return model_cache.get_cached("mtcnn", (str(found), stamp, str(device)),
-                                  lambda: mtcnn.load_mtcnn(found, device))
+    found = require_mtcnn_weights(folders.mtcnn_dirs())
+    stamp = tuple(cache.file_stamp(found / n) for n in WEIGHT_FILES)
+    return cache.get_cached("mtcnn", (str(found),), (stamp, str(device)), lambda: load_mtcnn(found, device))
 
 
 def background_remover():
     """U²-Net (u2net/u2net.onnx) from the facelift model folders, loaded once per file; the clear missing-weights
     error (file, folder, download command) when no folder has it."""
     from ..facelift_models.face import background
-    from ..facelift_models.store import ModelStore
+    from ..facelift_models.weights.store import ModelStore
 
-    roots = model_cache.search_roots()
+    roots = folders.search_roots()
     for root in roots:
         path = ModelStore(root).path("u2net")
         if path.is_file():
-            return model_cache.get_cached("u2net", (str(path), model_cache.file_stamp(path)),
-                                          lambda: background.U2Net(path))
-    default = model_cache.default_root()  # where the missing file belongs: named first in the message
+            return cache.get_cached("u2net", (str(path),), (cache.file_stamp(path),), lambda: background.U2Net(path))
+    default = folders.default_root()  # where the missing file belongs: named first in the message
     return background.load_u2net(([default] if default is not None else []) + [r for r in roots if r != default])
 
 
@@ -130,7 +126,7 @@ class FaceLiftFaceCrop(io.ComfyNode):
                 threshold: float = 0.8, face: str = "largest", skip_detection: bool = False,
                 background: str = "auto", on_no_face: str = "error") -> io.NodeOutput:
         from ..facelift_models.errors import InputError
-        from ..facelift_models.face_crop import FaceCropConfig, crop_faces, skipped_note
+        from ..facelift_models.face.crop import FaceCropConfig, crop_faces, skipped_note
 
         if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
             raise InputError(f"FaceLift Face Crop: the image has shape {tuple(image.shape)}; a ComfyUI IMAGE is "
@@ -148,14 +144,13 @@ class FaceLiftFaceCrop(io.ComfyNode):
         remover = background_remover() if _needs_u2net(image, masks, background) else None
         bar = progress_bar(batch)
 
-        def before_each(i: int) -> None:
+        def on_progress(done: int, total: int) -> None:
+            bar.update_absolute(done, total)
             check_interrupted()
-            if i:
-                bar.update(1)
 
-        out = crop_faces(image.cpu().numpy(), None if masks is None else masks.cpu().numpy(), detector=det,
-                         remover=remover, config=cfg, before_each=before_each)
-        bar.update(1)
+        check_interrupted()
+        out = crop_faces(image.cpu(), None if masks is None else masks.cpu(), detector=det, remover=remover,
+                         config=cfg, progress=on_progress)
         infos: list = [None] * batch
         for i, res in zip(out.indices, out.results):
             info = {"photo": i + 1, "box": res.box, "prob": res.prob, "scale": res.scale, **res.info}
@@ -164,8 +159,8 @@ class FaceLiftFaceCrop(io.ComfyNode):
         for i, message in out.skipped:
             infos[i] = {"photo": i + 1, "skipped": skipped_note(i), "reason": message}
         text = json.dumps(infos[0] if batch == 1 else infos)
-        images, out_masks = out.as_comfy()
-        return io.NodeOutput(images, out_masks, text, ui={"text": [text]})
+        crops, crop_masks = out.as_comfy()
+        return io.NodeOutput(crops, crop_masks, text, ui={"text": [text]})
 
 
 NODES = [FaceLiftFaceCrop]

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 
-# label -> (facelift_models.export format, file extension)
+# label -> (facelift_models.formats.export format, file extension)
 FORMATS = {
     "ply (official FaceLift)": ("official_ply", ".ply"),
     "ply (standard 3DGS)": ("ply", ".ply"),
@@ -23,12 +23,12 @@ PREVIEW_SIZE = 256
 
 def write_gaussians(g, path: Path, fmt: str) -> Path:
     """Write one head in the chosen format (atomically: temp file + rename, never a half-written file)."""
-    from ..facelift_models import export
+    from ..facelift_models.formats import export
 
     return Path(export.export(g, path, format=FORMATS[fmt][0]))
 
 
-def _preview(g, prefix_dir: str):
+def front_preview(g, prefix_dir: str):
     """A small front render of the head as a temp PNG for the node's preview ({filename, subfolder, type})."""
     import folder_paths
     import numpy as np
@@ -99,7 +99,7 @@ class FaceLiftSaveGaussians(io.ComfyNode):
             files.append({"filename": fname, "subfolder": sub, "type": "output", "format": format,
                           "gaussians": len(g)})
             if preview and len(g):
-                previews.append(_preview(g, filename_prefix))
+                previews.append(front_preview(g, filename_prefix))
             bar.update(1)
         ui = {"text": ["\n".join(rel_paths)], "facelift_files": files}
         if previews:
@@ -156,30 +156,11 @@ class FaceLiftLoadPLY(io.ComfyNode):
 
     @classmethod
     def execute(cls, path: str, axes: str = "auto") -> io.NodeOutput:
-        from ..facelift_models import export
-        from ..facelift_models.errors import InputError
+        from ..facelift_models.formats.export import load
 
         f = resolve_splat_file(path)
-        ext = f.suffix.lower()
-        if axes == "auto":
-            axes = "facelift" if ext == ".ply" and _is_official_ply(f) else "opencv"
-        if ext == ".ply":
-            g = export.read_standard_ply(f, axes=axes)
-        elif ext == ".splat":
-            g = export.read_splat(f, axes=axes)
-        elif ext == ".spz":
-            g = export.read_spz(f, axes=axes)
-        else:
-            raise InputError(f"FaceLift Load PLY: {f.name} is not a .ply, .splat or .spz file.")
+        g, axes = load(f, axes)
         return io.NodeOutput(GaussianHeads((g,), source=f"loaded from {f.name} ({axes} axes)"))
-
-
-def _is_official_ply(path: Path) -> bool:
-    """True for the official FaceLift layout (uchar red/green/blue next to f_dc: what FaceLift itself writes)."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    end = head.find(b"end_header")
-    return end > 0 and b"property uchar red" in head[:end] and b"property float f_dc_0" in head[:end]
 
 
 NODES = [FaceLiftSaveGaussians, FaceLiftLoadPLY]

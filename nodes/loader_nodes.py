@@ -6,32 +6,33 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from . import model_cache
+from ..facelift_models.config import DEVICES, PRECISIONS
+from . import cache, folders
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import GSLRMModel, MVModel
 
 
-def _handle(kind: str, name: str, precision: str, device: str) -> model_cache.ModelHandle:
-    path = model_cache.resolve(name)
+def _handle(kind: str, name: str, precision: str, device: str) -> cache.ModelHandle:
+    path = folders.resolve(name)
     if path is None:  # not there (yet): point at where it belongs, the user gets the clear message on use
-        root = model_cache.default_root()
+        root = folders.default_root()
         path = (root / name) if root is not None else Path(name)
-    return model_cache.make_handle(kind, name, path, precision, device)
+    return cache.make_handle(kind, name, path, precision, device)
 
 
 def _download_missing(accept_licence: bool) -> str:
     """Fetch the missing official weights, the MTCNN detector and U²-Net into the models folder."""
     from ..facelift_models.errors import WeightsError
-    from ..facelift_models.store import INFERENCE, LICENCE_SHORT, ModelStore
+    from ..facelift_models.weights.store import INFERENCE, LICENCE_SHORT, ModelStore
 
     if not accept_licence:
         raise WeightsError(
             "FaceLift Load Models: 'download_missing' is on but 'accept_licence' is off. The FaceLift weights "
             f"are not part of this node pack. {LICENCE_SHORT} Switch 'accept_licence' on to agree to that licence "
             "and download them, or download them yourself (see docs/models.md).")
-    from ..facelift_models.download import download_weights
+    from ..facelift_models.weights.download import download_weights
 
-    store = ModelStore.resolve(comfy_folders=[str(r) for r in model_cache.search_roots()])
+    store = ModelStore.resolve(comfy_folders=[str(r) for r in folders.search_roots()])
     bar = progress_bar(100)
 
     def on_progress(done: int, total: int, _name: str) -> None:
@@ -49,7 +50,7 @@ def _download_missing(accept_licence: bool) -> str:
 class FaceLiftLoadModels(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        model_cache.register_folder()
+        folders.register_folder()
         return io.Schema(
             node_id="FaceLiftLoadModels",
             display_name="FaceLift Load Models",
@@ -62,19 +63,19 @@ class FaceLiftLoadModels(io.ComfyNode):
                 "(wlyu/OpenFaceLift) after you accept their licence. " + LICENSE_NOTE),
             inputs=[
                 io.Combo.Input(
-                    "mv_model", options=model_cache.list_mv_models(), default=model_cache.OFFICIAL_MV_DIR,
+                    "mv_model", options=folders.list_mv_models(), default=folders.OFFICIAL_MV_DIR,
                     tooltip="Multi-view diffusion pipeline folder (diffusers layout), relative to the facelift "
                             "models folder. The official one is mvdiffusion/pipeckpts."),
                 io.Combo.Input(
-                    "gslrm", options=model_cache.list_gslrm_checkpoints(), default=model_cache.OFFICIAL_GSLRM,
+                    "gslrm", options=folders.list_gslrm_checkpoints(), default=folders.OFFICIAL_GSLRM,
                     tooltip="GS-LRM reconstructor weights: the official training checkpoint "
                             "gslrm/ckpt_0000000000021125.pt or a converted .safetensors file."),
                 io.Combo.Input(
-                    "precision", options=list(model_cache.PRECISIONS), default="auto",
+                    "precision", options=list(PRECISIONS), default="auto",
                     tooltip="Weight precision. auto = fp16 diffusion and fp16-autocast reconstruction on a GPU "
                             "(the official setting), fp32 on the CPU."),
                 io.Combo.Input(
-                    "device", options=list(model_cache.DEVICES), default="auto",
+                    "device", options=list(DEVICES), default="auto",
                     tooltip="auto = ComfyUI's device (honours --cpu, --lowvram; models are offloaded when other "
                             "models need the memory); cpu = always run FaceLift on the CPU."),
                 io.Boolean.Input(
@@ -98,8 +99,8 @@ class FaceLiftLoadModels(io.ComfyNode):
         # Re-run (new handles, so a fresh cache key) when the files on disk changed.
         stamps = []
         for name in (mv_model, gslrm):
-            p = model_cache.resolve(name)
-            stamps.append(model_cache.file_stamp(p) if p is not None else None)
+            p = folders.resolve(name)
+            stamps.append(cache.file_stamp(p) if p is not None else None)
         return (mv_model, gslrm, precision, device, download_missing, accept_licence, tuple(stamps))
 
     @classmethod
@@ -111,5 +112,3 @@ class FaceLiftLoadModels(io.ComfyNode):
 
 
 NODES = [FaceLiftLoadModels]
-
-model_cache.add_routes()  # GET /facelift/cache, POST /facelift/cache/clear (cheap: two route entries)

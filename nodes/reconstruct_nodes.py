@@ -8,26 +8,26 @@ import json
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache, folders
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import CamerasType, GaussianHeads, GaussiansType, GSLRMModel, core_splat_class, core_splat_type
 
 FILTER_PRESETS = ["cli", "gradio", "none"]
 
 
-def load_gslrm(handle: model_cache.ModelHandle):
+def load_gslrm(handle: cache.ModelHandle):
     """The cached GS-LRM of a handle (fp32 weights; reduced precision runs as autocast, like the official code)."""
-    from ..facelift_models.gslrm_checkpoint import load_gslrm as _load
+    from ..facelift_models.reconstruct.checkpoint import load_gslrm as _load
 
-    model_cache.ensure_present(handle)
+    folders.ensure_present(handle)
     weights = dataclasses.replace(handle, precision="fp32")
-    return model_cache.get_model(weights, lambda: _load(handle.path, device="cpu", dtype=torch.float32))
+    return cache.get_model(weights, lambda: _load(handle.path, device="cpu", dtype=torch.float32))
 
 
-def autocast_dtype(handle: model_cache.ModelHandle, device: torch.device):
+def autocast_dtype(handle: cache.ModelHandle, device: torch.device):
     if device.type != "cuda" or handle.precision == "fp32":
         return None
-    return model_cache.torch_dtype(handle.precision, device)
+    return cache.torch_dtype(handle.precision, device)
 
 
 def views_to_batch(views: torch.Tensor, n_cams: int) -> torch.Tensor:
@@ -81,23 +81,13 @@ class FaceLiftReconstruct(io.ComfyNode):
     @classmethod
     def execute(cls, gslrm, views: torch.Tensor, cameras=None, filters: str = "cli") -> io.NodeOutput:
         from ..facelift_models import cameras as cams_mod
-        from ..facelift_models import filters as filt
+        from ..facelift_models.reconstruct import filters as filt
         from ..facelift_models.errors import InputError
-        from ..facelift_models.gslrm import reconstruct
+        from ..facelift_models.reconstruct.gslrm import reconstruct
 
-        if not isinstance(gslrm, model_cache.ModelHandle) or gslrm.kind != "gslrm":
+        if not isinstance(gslrm, cache.ModelHandle) or gslrm.kind != "gslrm":
             raise InputError("FaceLift Reconstruct: the 'gslrm' input must come from FaceLift Load Models.")
-        h, w = int(views.shape[1]), int(views.shape[2])
-        if cameras is None:
-            if h != w:
-                raise InputError(f"FaceLift Reconstruct: the official cameras need square views; got {w}x{h}. "
-                                 "Crop the views square or connect your own cameras.")
-            cameras = cams_mod.official_views(resolution=w)
-        elif (cameras.width, cameras.height) != (w, h):
-            if abs(cameras.width / cameras.height - w / h) > 1e-3:
-                raise InputError(f"FaceLift Reconstruct: the cameras are for {cameras.width}x{cameras.height} "
-                                 f"images but the views are {w}x{h} (another aspect ratio).")
-            cameras = cameras.resized(w, h)
+        cameras = cams_mod.for_images(cameras, int(views.shape[2]), int(views.shape[1]))
         batch = views_to_batch(views, len(cameras))
 
         model = load_gslrm(gslrm)
@@ -120,10 +110,10 @@ class FaceLiftReconstruct(io.ComfyNode):
         out = GaussianHeads(tuple(heads), source=f"GS-LRM {gslrm.name}, filters {filters}")
         result = [out]
         if core_splat_type() is not None:
-            from ..facelift_models import splat_interop
+            from ..facelift_models.formats import splat_interop
 
             result.append(splat_interop.to_splat(list(heads), splat_cls=core_splat_class()))
-        model_cache.soft_empty_cache()
+        cache.soft_empty_cache()
         return io.NodeOutput(*result)
 
 

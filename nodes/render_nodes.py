@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache
 from .common import CATEGORY, check_interrupted, progress_bar
 from .facelift_types import CamerasType, GaussianHeads, GaussiansType
 
@@ -84,19 +84,21 @@ class FaceLiftRender(io.ComfyNode):
             raise InputError("FaceLift Render: 'gaussians' must come from FaceLift Reconstruct or Load PLY.")
         cams = cameras if cameras is not None else preset_cameras(preset, size, frames, azimuth, elevation,
                                                                    radius, fov)
-        device = model_cache.torch_device("auto")
+        device = cache.torch_device("auto")
         n = len(cams)
         bar = progress_bar(n * len(gaussians))
         images, masks = [], []
-        for g in gaussians.items:
-            g_dev = g.to(device)
-            for start in range(0, n, CHUNK):
+        for k, g in enumerate(gaussians.items):
+            check_interrupted()
+
+            def on_progress(done: int, total: int, k=k) -> None:  # Cancel is honoured between chunks
+                bar.update_absolute(k * n + done, n * len(gaussians))
                 check_interrupted()
-                part = cams.subset(range(start, min(n, start + CHUNK)))
-                out = render(g_dev, part, background=BACKGROUNDS[background])
-                images.append(out.rgb.clamp(0, 1).float().cpu())
-                masks.append(out.alpha[..., 0].clamp(0, 1).float().cpu())
-                bar.update(len(part))
+
+            out = render(g.to(device), cams, background=BACKGROUNDS[background], progress=on_progress,
+                         cameras_per_call=CHUNK)
+            images.append(out.rgb.clamp(0, 1).float().cpu())
+            masks.append(out.alpha[..., 0].clamp(0, 1).float().cpu())
         return io.NodeOutput(torch.cat(images), torch.cat(masks))
 
 

@@ -5,39 +5,39 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from . import model_cache
+from . import cache, folders
 from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
 from .facelift_types import CamerasType, MVModel
 
-# Same names as facelift_models.mv_sampler.SCHEDULERS (kept here so the pack imports nothing heavy at start-up;
+# Same names as facelift_models.multiview.sampler.SCHEDULERS (kept here so the pack imports nothing heavy at start-up;
 # tests/test_nodes_server.py checks that the two lists agree). "ddim" is the official sampler.
 SCHEDULERS = ["ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde", "unipc", "euler", "euler_ancestral", "ddpm"]
-PREVIEW_MAX = 512
 
 
-def load_mv(handle: model_cache.ModelHandle):
+def load_mv(handle: cache.ModelHandle):
     """The cached multi-view diffusion model of a handle (loaded on the CPU, moved to the GPU by ComfyUI)."""
-    from ..facelift_models.errors import InputError
-    from ..facelift_models.mv_components import load_mv_diffusion
+    from ..facelift_models.multiview.loading import load_mv_diffusion
 
-    model_cache.ensure_present(handle)
-    device = model_cache.torch_device(handle.device)
-    dtype = model_cache.torch_dtype(handle.precision, device)
-    if device.type == "cpu" and dtype == torch.float16:
-        raise InputError("FaceLift: fp16 precision needs a GPU (on the CPU it is very slow and inexact). Set "
-                         "precision to auto, fp32 or bf16 in FaceLift Load Models.")
-    return model_cache.get_model(handle, lambda: load_mv_diffusion(handle.path, device="cpu", dtype=dtype))
+    folders.ensure_present(handle)
+    dtype = cache.torch_dtype(handle.precision, cache.torch_device(handle.device))  # fp16 on the CPU: InputError
+    return cache.get_model(handle, lambda: load_mv_diffusion(handle.path, device="cpu", dtype=dtype))
 
 
-def _preview(latents: torch.Tensor):
-    """A cheap side-by-side preview of the current latents for ComfyUI's progress preview."""
-    from PIL import Image
+def _previewer():
+    """ComfyUI's cheap latent->RGB previewer with its factors for the SD 1.x/2.x latent space (the FaceLift VAE is
+    the SD 2.1 VAE). Always on, whatever --preview-method says, as the sampler's per-step feedback."""
+    import latent_preview
+    from comfy import latent_formats
 
-    from ..facelift_models.mv_sampler import decode_latents_preview, tile_views
+    fmt = latent_formats.SD15()
+    return latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, getattr(fmt, "latent_rgb_factors_bias", None))
 
-    rgb = tile_views(decode_latents_preview(latents))
-    img = Image.fromarray((rgb.numpy() * 255).round().astype("uint8"))
-    return ("JPEG", img, PREVIEW_MAX)
+
+def _preview(previewer, latents: torch.Tensor):
+    """The current latents of all views side by side, as ComfyUI's progress preview ("JPEG", image, max size)."""
+    from ..facelift_models.multiview.sampler import tile_latents
+
+    return previewer.decode_latent_to_preview_image("JPEG", tile_latents(latents.detach().float().cpu()))
 
 
 class FaceLiftMultiViewSampler(io.ComfyNode):
@@ -81,9 +81,9 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
                 eta: float = 1.0, scheduler: str = "ddim") -> io.NodeOutput:
         from ..facelift_models import cameras as cams_mod
         from ..facelift_models.errors import InputError
-        from ..facelift_models.mv_sampler import MVDiffusionConfig, sample_views
+        from ..facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
 
-        if not isinstance(mv_model, model_cache.ModelHandle) or mv_model.kind != "mv":
+        if not isinstance(mv_model, cache.ModelHandle) or mv_model.kind != "mv":
             raise InputError("FaceLift Multi-View Sampler: 'mv_model' must come from FaceLift Load Models.")
         if image.ndim != 4:
             raise InputError(f"FaceLift Multi-View Sampler: the image has shape {tuple(image.shape)}; expected a "
@@ -94,20 +94,21 @@ class FaceLiftMultiViewSampler(io.ComfyNode):
         batch = image.shape[0]
         total = batch * int(steps)
         bar = progress_bar(total)
+        previewer = _previewer()
         views = []
         for b in range(batch):
             check_interrupted()
 
             def on_step(i: int, n: int, latents: torch.Tensor, b=b) -> None:
                 # update_absolute raises ComfyUI's interrupt exception if Cancel was pressed during the step
-                bar.update_absolute(b * int(steps) + i + 1, total, _preview(latents))
+                bar.update_absolute(b * int(steps) + i + 1, total, _preview(previewer, latents))
                 check_interrupted()
 
             result = sample_views(model, image[b:b + 1], config, callback=on_step, resize=True)
             views.append(result.images_hwc())
         out = torch.cat(views).float()
         cams = cams_mod.official_views(resolution=int(out.shape[1]))
-        model_cache.soft_empty_cache()
+        cache.soft_empty_cache()
         return io.NodeOutput(out, cams)
 
 

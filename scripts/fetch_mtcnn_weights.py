@@ -23,7 +23,7 @@ DEFAULT_DEST = REPO / ".cache" / "mtcnn"
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from facelift_models.errors import WeightsError
-    from facelift_models.mtcnn import download_mtcnn_weights
+    from facelift_models.weights.mtcnn_files import download_mtcnn_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = ap.add_mutually_exclusive_group()

@@ -2,8 +2,8 @@
 """The README's "run" job: one face photo -> a 3D Gaussian head, through a real local ComfyUI and its HTTP API.
 
 It provisions the local ComfyUI with this pack, checks the FaceLift weights (and offers the opt-in download),
-runs the shipped workflow ``workflows/facelift_photo_to_head_api.json`` on the photo (default: the bundled
-``examples/astronaut.png``) and prints where the PLY, the 6 views and the turntable went. Without weights (e.g.
+runs the shipped workflow ``workflows/api/facelift_photo_to_head_api.json`` on the photo (default: the bundled
+``samples/astronaut.png``) and prints where the PLY, the 6 views and the turntable went. Without weights (e.g.
 offline) it stops before starting anything, with the list of missing files and how to get them.
 
     .venv/bin/python scripts/run_facelift.py                       # normally through `make run`
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -26,10 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import comfy_host  # noqa: E402
+from harness import comfy_host  # noqa: E402
 
-DEFAULT_IMAGE = REPO / "examples" / "astronaut.png"
-WORKFLOW = REPO / "workflows" / "facelift_photo_to_head_api.json"
+DEFAULT_IMAGE = REPO / "samples" / "astronaut.png"
+WORKFLOW = REPO / "workflows" / "api" / "facelift_photo_to_head_api.json"
 # Node ids of the shipped API workflow.
 N_LOAD_IMAGE, N_SAMPLER, N_SAVE_PLY, N_RENDER, N_TURNTABLE, N_VIEWS, N_CROP, N_MP4 = \
     "1", "4", "6", "7", "8", "9", "10", "12"
@@ -72,14 +71,16 @@ def stage_input(server: comfy_host.ComfyServer, image: Path) -> str:
 
 
 def default_models_dir() -> Path:
-    env = os.environ.get("FACELIFT_MODELS_DIR")
-    return Path(env).expanduser() if env else comfy_host.comfy_dir() / "models" / "facelift"
+    """The package's search order ($FACELIFT_MODELS_DIR first) over the local ComfyUI's models/facelift."""
+    from facelift_models.config import COMFY_FOLDER_NAME, models_search_order
+
+    return models_search_order(None, [comfy_host.comfy_dir() / "models" / COMFY_FOLDER_NAME])[0]
 
 
 def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int:
     """0 when every file the workflow needs is present (after an opt-in download), else print what is missing."""
     from facelift_models.errors import WeightsError
-    from facelift_models.store import INFERENCE, LICENCE_SHORT, ModelStore
+    from facelift_models.weights.store import INFERENCE, LICENCE_SHORT, ModelStore
 
     store = ModelStore(models_dir)
     if store.is_ready(INFERENCE):
@@ -94,7 +95,7 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
                   "non-commercial research only).", file=sys.stderr)
             return 2
     if download:
-        from facelift_models.download import download_weights
+        from facelift_models.weights.download import download_weights
 
         try:
             download_weights(store, INFERENCE, accept_license=True,
@@ -116,7 +117,7 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
 
 
 def prepare_tiny_models(run_dir: Path) -> Path:
-    from tests.tiny_models import U2NET_FILE, write_tiny_models, write_tiny_u2net
+    from harness.tiny_models import U2NET_FILE, write_tiny_models, write_tiny_u2net
 
     models = run_dir / "tiny-models"
     if not (models / "facelift" / ".tiny-complete").exists():

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.tiny_models import write_tiny_models
+from facelift_models.config import VIEW_NAMES
+from harness.tiny_models import write_tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = REPO / "workflows"
-EXAMPLE_PORTRAIT = REPO / "examples" / "astronaut.png"
+API_WORKFLOWS = REPO / "workflows" / "api"
+EXAMPLE_PORTRAIT = REPO / "samples" / "astronaut.png"
 PORTRAIT_NAME = "facelift_astronaut.png"  # the name the shipped workflows' LoadImage uses
-VIEW_NAMES = ("front", "front_right", "right", "back", "left", "front_left")
 
 # "Size knobs" the tests turn down so the shipped graphs run in seconds on 2 CPU cores with tiny weights;
 # every other input of the shipped workflows is used unchanged.
@@ -39,7 +39,7 @@ def ensure_tiny_models(models_dir: Path) -> Path:
 
 
 def load_api_workflow(name: str, knobs: dict | None = None) -> dict:
-    wf = json.loads((WORKFLOWS / name).read_text())
+    wf = json.loads((API_WORKFLOWS / name).read_text())
     for node_id, values in (knobs or {}).items():
         wf[node_id]["inputs"].update(values)
     return wf

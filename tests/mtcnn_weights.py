@@ -15,9 +15,10 @@ CACHE = REPO / ".cache" / "mtcnn"
 
 
 def mtcnn_weights_dir() -> Path:
-    from facelift_models.mtcnn import default_search_dirs, find_mtcnn_weights
+    from facelift_models.config import mtcnn_search_dirs
+    from facelift_models.weights.mtcnn_files import find_mtcnn_weights
 
-    found = find_mtcnn_weights(default_search_dirs() + [CACHE])
+    found = find_mtcnn_weights(mtcnn_search_dirs() + [CACHE])
     if found is not None:
         return found
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "fetch_mtcnn_weights.py"), "--dest", str(CACHE)],

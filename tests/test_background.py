@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelift_models import face_crop as FC
+from facelift_models.face import crop as FC
 from facelift_models.errors import NoFaceError, WeightsError
 from facelift_models.face import background as BG
-from facelift_models.mtcnn import load_mtcnn
-from facelift_models.store import BACKGROUND, U2NET_SHA256, U2NET_SIZE, ModelStore
+from facelift_models.face.mtcnn import load_mtcnn
+from facelift_models.weights.store import BACKGROUND, U2NET_SHA256, U2NET_SIZE, ModelStore
 from tests.mtcnn_weights import mtcnn_weights_dir
-from tests.tiny_models import write_tiny_u2net
+from harness.tiny_models import write_tiny_u2net
 
 skimage_data = pytest.importorskip("skimage.data")
 rembg = pytest.importorskip("rembg")

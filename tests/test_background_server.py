@@ -112,7 +112,7 @@ def test_mask_alpha_u2net_choice_in_the_node(comfy, tiny, tmp_path):
     wf["5"] = {"class_type": "MaskToImage", "inputs": {"mask": ["3", 1]}}
     wf["6"] = {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "FaceLift/bgmask"}}
     res = _run(comfy, wf)
-    from facelift_models import face_crop as FC
+    from facelift_models.face import crop as FC
 
     info = _crop_info(res)
     framed = FC.crop_with_box(astro, info["box"], mask=alpha.astype(np.float32) / 255.0).mask

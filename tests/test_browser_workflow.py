@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import comfy_host
+from harness import comfy_host
 from tests.conftest import artifacts_dir
 
 DATA = Path(__file__).parent / "data"
@@ -22,7 +22,7 @@ def _ensure_input_image(server, name: str) -> None:
     dest = server.input_dir / name
     if dest.exists():
         return
-    example = REPO / "examples" / name
+    example = REPO / "samples" / name
     if example.exists():
         shutil.copyfile(example, dest)
     else:

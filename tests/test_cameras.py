@@ -10,7 +10,7 @@ import torch
 
 from facelift_models import cameras as C
 from facelift_models.errors import InputError
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 
 GSLRM_SIDECARS = sidecars("gslrm")
 
@@ -24,7 +24,7 @@ def _fixture_tensors(path):
 
 def test_official_view_names_and_count():
     cams = C.official_views()
-    assert cams.names == C.OFFICIAL_VIEW_NAMES
+    assert cams.names == C.VIEW_NAMES
     assert len(cams) == 6 and cams.width == cams.height == 512
     assert cams.c2w.dtype == torch.float32
 
@@ -58,7 +58,7 @@ def test_every_camera_is_rigid_and_looks_at_origin():
         assert (rot[:, 2, 1] <= 1e-6).all()
 
 
-@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=[p.stem for p in GSLRM_SIDECARS])
+@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=fixture_id)
 def test_official_views_match_fixture_cameras(path):
     meta, t = _fixture_tensors(path)
     if list(meta.get("camera_indices", [])) != [2, 1, 0, 5, 4, 3]:
@@ -88,7 +88,7 @@ def test_orbit_matches_official_views():
     views = C.official_views()
     for name, az in [("front", 0), ("front_left", 45), ("left", 90), ("back", 180), ("right", -90),
                      ("front_right", -45)]:
-        i = C.OFFICIAL_VIEW_NAMES.index(name)
+        i = C.VIEW_NAMES.index(name)
         assert torch.allclose(C.orbit(az).c2w[0], views.c2w[i], atol=1e-6), name
 
 
@@ -99,7 +99,7 @@ def test_resized_scales_intrinsics_per_axis_and_ks():
     assert torch.allclose(cams.fxfycxcy[0], torch.tensor([f / 4, f / 8, 64.0, 32.0]))
     K = cams.Ks()[0]
     assert torch.allclose(K, torch.tensor([[f / 4, 0, 64.0], [0, f / 8, 32.0], [0, 0, 1.0]]))
-    assert cams.names == C.OFFICIAL_VIEW_NAMES
+    assert cams.names == C.VIEW_NAMES
 
 
 def test_bad_pose_arguments():
@@ -182,7 +182,7 @@ def test_posed_input_channels():
     assert torch.allclose(torch.linalg.cross(p - o, d, dim=1), torch.zeros_like(p), atol=1e-5)
 
 
-@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=[p.stem for p in GSLRM_SIDECARS])
+@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=fixture_id)
 def test_rays_and_posed_input_match_fixture(path):
     meta, t = _fixture_tensors(path)
     img = t["in.image"]

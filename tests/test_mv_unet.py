@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from facelift_models.errors import WeightsError
-from facelift_models.mv_attention import (MultiViewAttnProcessor, assert_mv_attention, install_mv_attention,
-                                          mv_attention_state)
-from facelift_models.mv_unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
-from tests.conftest import REPO, reference_dir, sidecars
-from tests.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
+from facelift_models.multiview.attention import (MultiViewAttnProcessor, assert_mv_attention, attn1_processor_names,
+                                                 install_mv_attention)
+from facelift_models.multiview.unet import MV_ONLY_KEYS, MVUNetConfig, build_mv_unet, load_mv_unet
+from tests.conftest import reference_file, sidecars, fixture_id
+from tests.parity_cli import run_parity
+from harness.tiny_models import TINY_UNET_OFFICIAL_CONFIG, write_tiny_unet
 
 
-def run_parity(sidecar: Path) -> subprocess.CompletedProcess:
-    """The parity CLI in a fresh process (it pins the fixtures' CPU kernels before importing torch)."""
-    env = {k: v for k, v in os.environ.items() if k != "FACELIFT_PARITY_NATIVE_ISA"}
-    return subprocess.run([sys.executable, "-m", "facelift_models.parity", str(sidecar)], cwd=str(REPO), env=env,
-                          capture_output=True, text=True, timeout=600)
+def mv_attention_state(unet) -> tuple[int, int, set]:
+    """(number of attn1 modules, how many carry a multi-view processor, the set of their modes)."""
+    procs = unet.attn_processors
+    names = attn1_processor_names(unet)
+    mv = [procs[n] for n in names if isinstance(procs[n], MultiViewAttnProcessor)]
+    return len(names), len(mv), {p.mode for p in mv}
 
 
-@pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=lambda p: p.name)
+@pytest.mark.parametrize("sidecar", sidecars("mv_unet"), ids=fixture_id)
 def test_parity_mv_unet(sidecar):
     res = run_parity(sidecar)
     assert res.returncode == 0 and "PASS" in res.stdout.splitlines()[-1], res.stdout + res.stderr[-3000:]
@@ -125,7 +123,7 @@ def test_official_config_is_split_into_stock_and_mv_parts():
 
 
 def test_full_size_manifest_on_meta():
-    manifest = json.loads((reference_dir() / "mv_unet_full_state_dict.json").read_text())
+    manifest = json.loads((reference_file("mv_unet_full_state_dict.json")).read_text())
     unet = build_mv_unet(MVUNetConfig.from_official(manifest["config_used"]), device="meta")
     sd = unet.state_dict()
     want = {k: tuple(v["shape"]) for k, v in manifest["state_dict"].items()}

@@ -1,6 +1,6 @@
 """The FaceLift nodes inside a real ComfyUI 0.3.75 server, driven through its HTTP/websocket API.
 
-Weights are tiny random networks written in the official on-disk layout (tests/tiny_models.py) into the session's
+Weights are tiny random networks written in the official on-disk layout (harness/tiny_models.py) into the session's
 models folder, which the server reads through --extra-model-paths-config. They prove the plumbing: schemas,
 loading through folder_paths, the shared model cache, progress, interruption and error reporting.
 """
@@ -8,12 +8,14 @@ loading through folder_paths, the shared model cache, progress, interruption and
 from __future__ import annotations
 
 import shutil
+import stat
 import time
 import uuid
 
 import numpy as np
 import pytest
 
+from facelift_models.atomic_io import default_file_mode
 from tests import facelift_server_helpers as H
 
 pytestmark = pytest.mark.server
@@ -50,7 +52,7 @@ def test_nodes_registered_with_schema(comfy, tiny):
     sampler = info["FaceLiftMultiViewSampler"]["input"]["required"]
     assert sampler["seed"][1]["default"] == 4 and sampler["steps"][1]["default"] == 50
     assert sampler["guidance"][1]["default"] == 3.0 and sampler["eta"][1]["default"] == 1.0
-    from facelift_models.mv_sampler import SCHEDULERS
+    from facelift_models.multiview.sampler import SCHEDULERS
 
     assert _options(sampler["scheduler"]) == list(SCHEDULERS), "node scheduler list out of sync with mv_sampler"
     assert info["FaceLiftMultiViewSampler"]["output"] == ["IMAGE", "FACELIFT_CAMERAS"]
@@ -75,6 +77,7 @@ def test_new_checkpoint_appears_in_dropdown(comfy, tiny):
 @pytest.fixture(scope="module")
 def first_run(comfy_server, tiny):
     comfy = comfy_server.client()
+    comfy.http.post(comfy.base_url + "/facelift/cache/clear", timeout=30)  # no model resident: the run must load
     before = comfy.get_json("/facelift/cache")["loads"]
     t0 = time.perf_counter()
     res = _run(comfy, H.load_api_workflow("facelift_photo_to_head_api.json", H.FAST_PHOTO))
@@ -97,7 +100,7 @@ def test_photo_to_head_workflow_runs(comfy, first_run):
     saved = out["6"]["facelift_files"][0]
     assert out["6"]["text"][0].endswith(".ply") and out["6"]["text"][0].startswith("FaceLift/head_")
     props, count = H.read_ply_header(comfy.view(saved["filename"], saved["subfolder"]))
-    from facelift_models.ply import PROPERTY_NAMES
+    from facelift_models.formats.ply import PROPERTY_NAMES
 
     assert props == list(PROPERTY_NAMES)
     assert 0 < count <= 6 * 16 * 16 + 2 and count == saved["gaussians"]
@@ -121,8 +124,8 @@ def test_second_run_reuses_cached_weights_and_identical_inputs_give_identical_ou
     res1, before, _ = first_run
     assert res1.status == "success", H.error_text(res1)
     loads_after_first = comfy.get_json("/facelift/cache")["loads"]
-    assert loads_after_first.get("mv", 0) == before.get("mv", 0) + 1 or before.get("mv", 0) >= 1
-    assert loads_after_first.get("gslrm", 0) >= 1
+    assert loads_after_first.get("mv", 0) == before.get("mv", 0) + 1
+    assert loads_after_first.get("gslrm", 0) == before.get("gslrm", 0) + 1
 
     # Drop ComfyUI's cached node outputs so every node runs again with identical inputs.
     comfy.http.post(comfy.base_url + "/free", json={"unload_models": False, "free_memory": True}, timeout=30)
@@ -184,12 +187,12 @@ def test_user_cameras_json(comfy, tiny):
 
 
 # ------------------------------------------------------------------------------------ save / load / render
-def test_save_formats_and_load_back(comfy, first_run):
+def test_save_formats_and_load_back(comfy, comfy_server, first_run):
     res, _, _ = first_run
     assert res.status == "success", H.error_text(res)
     rel = res.outputs["6"]["text"][0]
     count = res.outputs["6"]["facelift_files"][0]["gaussians"]
-    from facelift_models import export
+    from facelift_models.formats import export
 
     formats = ["ply (official FaceLift)", "ply (standard 3DGS)", "splat"] + (["spz"] if export.spz_available()
                                                                             else [])
@@ -216,6 +219,10 @@ def test_save_formats_and_load_back(comfy, first_run):
             assert ("red" in props) == fmt.startswith("ply (official")
         elif fmt == "splat":
             assert len(data) == 32 * count
+        # Written like any other output: the mode a plain open() gives under the umask the server inherited from
+        # this process (not mkstemp's 0600).
+        path = comfy_server.output_dir / f["subfolder"] / f["filename"]
+        assert stat.S_IMODE(path.stat().st_mode) == default_file_mode(), (fmt, oct(path.stat().st_mode))
     assert {H.image_of(comfy, r).size for r in out.outputs["p"]["images"]} == {(40, 40)}
 
 

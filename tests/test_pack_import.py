@@ -10,39 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests import comfy_host
+from harness import comfy_host
+from harness.pack_load import LOAD_PACK
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("diffusers", "transformers", "huggingface_hub", "gsplat", "plyfile", "skimage", "numba")
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "comfy_config", "folder_paths",
                  "nodes", "server", "execution", "latent_preview", "node_helpers", "comfyui_version", "app"}
 
-# Shared with benchmarks/bench_pack_import.py, which reports the load time (timing is never asserted here).
-LOAD_PACK = r"""
-import asyncio, socket, time
-import nodes                      # ComfyUI's own module: loads torch, comfy.*, the core nodes
-import torch
-before = set(sys.modules)
-calls = {"network": [], "cuda": []}
-def _record(kind, name, orig):
-    def wrapper(*a, **k):
-        calls[kind].append(name)
-        return orig(*a, **k)
-    return wrapper
-socket.socket.connect = _record("network", "connect", socket.socket.connect)
-socket.getaddrinfo = _record("network", "getaddrinfo", socket.getaddrinfo)
-socket.create_connection = _record("network", "create_connection", socket.create_connection)
-for fn in ("_lazy_init", "init", "is_available", "device_count", "set_device", "current_device"):
-    if hasattr(torch.cuda, fn):
-        setattr(torch.cuda, fn, _record("cuda", fn, getattr(torch.cuda, fn)))
-t0 = time.perf_counter()
-ok = asyncio.run(nodes.load_custom_node(PACK_PATH, set(nodes.NODE_CLASS_MAPPINGS)))
-seconds = time.perf_counter() - t0
-ours = {k: v.RELATIVE_PYTHON_MODULE for k, v in nodes.NODE_CLASS_MAPPINGS.items() if "facelift" in
-        getattr(v, "RELATIVE_PYTHON_MODULE", "").lower()}
-emit({"ok": ok, "seconds": seconds, "nodes": ours, "new_modules": sorted(set(sys.modules) - before),
-      "calls": calls, "cuda_initialized": torch.cuda.is_initialized()})
-"""
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelift_models import ply
+from facelift_models.formats import ply
 from facelift_models.errors import InputError
 from facelift_models.gaussians import SH_C0, Gaussians
 

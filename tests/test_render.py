@@ -15,12 +15,12 @@ from facelift_models.gaussians import Gaussians
 from facelift_models.parity.common import run_fixture
 from facelift_models.render import available_backends, render
 from facelift_models.render.projection import covariances, project
-from tests.conftest import sidecars
+from tests.conftest import sidecars, fixture_id
 
 CPU_BACKENDS = available_backends("cpu")
 
 
-@pytest.mark.parametrize("sidecar", sidecars("render"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("sidecar", sidecars("render"), ids=fixture_id)
 def test_parity_every_render_fixture(sidecar):
     report = run_fixture(sidecar)
     failed = [(l.key, l.max_abs_diff, l.detail) for l in report.lines if not l.ok]
@@ -214,7 +214,20 @@ def test_failed_gsplat_kernel_build_falls_back_once(monkeypatch, caplog):
     monkeypatch.setattr(R, "_broken", {})
     scene = prepare_scene(_scene(80))
     # pretend the scene lives on CUDA so the gsplat path is taken
-    monkeypatch.setattr(type(scene.raw), "device", property(lambda self: torch.device("cuda")))
+
+    class _ClaimsCuda:  # this scene's Gaussians, reporting a CUDA device (the Gaussians class stays untouched)
+        device = property(lambda self: torch.device("cuda"))
+
+        def __init__(self, g):
+            self._g = g
+
+        def __getattr__(self, name):
+            return getattr(self._g, name)
+
+        def __len__(self):
+            return len(self._g)
+
+    scene.raw = _ClaimsCuda(scene.raw)
     cams = orbit(0.0, 0.0, width=16)
     s = RasterSettings(16, 16)
     with caplog.at_level(logging.WARNING, logger="facelift.render"):

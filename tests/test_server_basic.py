@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.comfy_host import PromptRejected
+from harness.comfy_host import PromptRejected
 
 NODE = "FaceLiftCompositeOnWhite"
 W, H = 40, 24

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from facelift_models.gaussians import Gaussians
-from facelift_models.splat_interop import RAW_ATTR, SplatData, from_splat, to_splat
+from facelift_models.formats.splat_interop import RAW_ATTR, SplatData, from_splat, to_splat
 
 
 class CoreLikeSPLAT:

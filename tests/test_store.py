@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from facelift_models import store as S
+from facelift_models import config
+from facelift_models.weights import store as S
 from facelift_models.errors import WeightsError
-from facelift_models.store import ModelStore
+from facelift_models.weights.store import ModelStore
 
 # Abbreviated SHA-256 values as printed in the spec (§11): the registry's full values must agree with them.
 SPEC_HASH_ENDS = {
@@ -70,10 +72,17 @@ def test_registry_hashes_are_full_and_agree_with_the_spec():
     assert S.REVISION == "3ebac9f8e2d791f02507b8aa61520e1ba379a115"
 
 
-def test_mtcnn_hashes_match_the_detector_module():
-    mtcnn = pytest.importorskip("facelift_models.mtcnn")
+def test_mtcnn_hashes_are_the_facenet_pytorch_release_files():
+    """The registry's MTCNN hashes against an independent source: the official face-crop fixtures, made with the
+    facenet-pytorch 2.6.0 files themselves."""
+    from tests.conftest import sidecars
+
+    recorded = {}
+    for p in sidecars("face_crop"):
+        recorded.update({k.split("/")[-1]: v for k, v in (json.loads(p.read_text()).get("weights_sha256") or {}).items()})
+    assert set(recorded) == {"pnet.pt", "rnet.pt", "onet.pt"}
     st = ModelStore(Path("/m"))
-    assert {n: st.entry(f"mtcnn.{n[:-3]}").sha256 for n in mtcnn.WEIGHT_FILES} == mtcnn.WEIGHTS_SHA256
+    assert {n: st.entry(f"mtcnn.{n[:-3]}").sha256 for n in recorded} == recorded
 
 
 def test_purposes_never_fetch_training_or_derived_files(tmp_path):
@@ -95,7 +104,7 @@ def test_models_dir_precedence(tmp_path, monkeypatch):
     assert S.resolve_models_dir(None, [b, c]) == d  # environment beats ComfyUI
     assert S.resolve_models_dir(a, [b, c]) == a  # explicit beats everything
     monkeypatch.delenv(S.ENV_MODELS_DIR)
-    monkeypatch.setattr(S, "_comfy_models_dir_above_pack", lambda: None)
+    monkeypatch.setattr(config, "comfy_models_dir_above_pack", lambda: None)
     with pytest.raises(WeightsError, match=S.ENV_MODELS_DIR):
         S.resolve_models_dir()
 
@@ -105,7 +114,7 @@ def test_models_dir_found_above_pack_in_custom_nodes(tmp_path, monkeypatch):
     pkg = comfy / "custom_nodes" / "facelift" / "facelift_models"
     pkg.mkdir(parents=True)
     (comfy / "models").mkdir()
-    monkeypatch.setattr(S, "__file__", str(pkg / "store.py"))
+    monkeypatch.setattr(config, "__file__", str(pkg / "config.py"))
     assert S.resolve_models_dir() == comfy / "models" / "facelift"
 
 

@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-from facelift_models import view_embeddings as ve
+from facelift_models.multiview import view_embeddings as ve
 from facelift_models.errors import WeightsError
-from tests.tiny_models import tiny_text_encoder, write_tiny_tokenizer
+from harness.tiny_models import tiny_text_encoder, write_tiny_tokenizer
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import comfy_host
+from harness import comfy_host
 from tests import facelift_server_helpers as H
 from tests.conftest import artifacts_dir
-from tests.ui_workflow import EXAMPLES, PAIRS, WORKFLOWS, api_view, ui_to_api_view
+from tests.ui_workflow import API_WORKFLOWS, PAIRS, WORKFLOWS, api_view, ui_to_api_view
 
 pytestmark = pytest.mark.server
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def object_info(comfy_server):
 
 @pytest.mark.parametrize("api_name", sorted(PAIRS))
 def test_ui_workflow_matches_api_workflow(api_name, object_info):
-    api = json.loads((WORKFLOWS / api_name).read_text())
+    api = json.loads((API_WORKFLOWS / api_name).read_text())
     ui = json.loads((WORKFLOWS / PAIRS[api_name]).read_text())
     assert ui_to_api_view(ui, object_info) == api_view(api), \
         f"{PAIRS[api_name]} and {api_name} differ: regenerate with `python -m tests.ui_workflow`"
@@ -37,20 +37,19 @@ def test_ui_workflow_matches_api_workflow(api_name, object_info):
         assert nodes[dst]["inputs"][dslot]["type"] == typ and nodes[dst]["inputs"][dslot]["link"] == lid
 
 
-@pytest.mark.parametrize("ui_name", UI_FILES)
-def test_template_browser_copy_is_identical(ui_name):
-    assert (EXAMPLES / ui_name).read_bytes() == (WORKFLOWS / ui_name).read_bytes(), \
-        f"example_workflows/{ui_name} is stale: copy workflows/{ui_name} (python -m tests.ui_workflow does)"
+def test_every_workflow_file_is_paired():
+    """Only UI files in workflows/ (what the template browser lists), only API forms in workflows/api/."""
+    assert sorted(p.name for p in WORKFLOWS.glob("*.json")) == UI_FILES
+    assert sorted(p.name for p in API_WORKFLOWS.glob("*.json")) == sorted(PAIRS)
 
 
-def test_templates_are_served(comfy):
+def test_templates_are_listed_once_and_served(comfy):
     listing = comfy.get_json("/workflow_templates")
     ours = listing.get(comfy_host.PACK_LINK_NAME, [])
+    assert sorted(ours) == sorted(Path(ui_name).stem for ui_name in UI_FILES), listing  # each once, no API forms
     for ui_name in UI_FILES:
-        stem = Path(ui_name).stem
-        assert stem in ours, listing
         served = comfy.get_json(f"/api/workflow_templates/{comfy_host.PACK_LINK_NAME}/{ui_name}")
-        assert served == json.loads((EXAMPLES / ui_name).read_text())
+        assert served == json.loads((WORKFLOWS / ui_name).read_text())
 
 
 def _ensure_inputs(server, client, workflow: dict) -> None:

@@ -1,24 +1,26 @@
 """Build the graph-editor (UI-format) workflows from the API-format ones, and compare the two.
 
-The shipped pairs in ``workflows/`` (``X_api.json`` for POST /prompt, ``X.json`` for the graph editor) must describe
-the same graph. The UI files are generated from the API files with the node definitions of a real server
-(``/object_info``), laid out in columns by graph depth, and copied to ``example_workflows/`` (ComfyUI's template
-browser). ``tests/test_workflows.py`` checks that the committed files still match their API twins.
+The shipped pairs, ``workflows/api/X_api.json`` (for POST /prompt) and ``workflows/X.json`` (for the graph editor),
+must describe the same graph. The UI files are generated from the API files with the node definitions of a real server
+(``/object_info``), laid out in columns by graph depth. ComfyUI's template browser lists every ``*.json`` directly in
+``workflows/`` (and in ``example_workflows/``, ``example/``, ``examples/``, ``workflow/``), so only the UI files live
+there and the API forms sit one folder down, where it does not look: each workflow is listed once and every listed
+entry loads in the graph editor. (ComfyUI also serves the first of those folders that exists at one URL, so the pack
+has no other of them: the example photo lives in ``samples/``.) ``tests/test_workflows.py`` checks that the committed files still match.
 
-    python -m tests.ui_workflow          # start a temporary ComfyUI, regenerate workflows/*.json + example_workflows/
+    python -m tests.ui_workflow          # start a temporary ComfyUI, regenerate workflows/*.json
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = REPO / "workflows"
-EXAMPLES = REPO / "example_workflows"
+WORKFLOWS = REPO / "workflows"  # the UI files: ComfyUI's template browser serves this folder
+API_WORKFLOWS = WORKFLOWS / "api"  # the API forms, out of the template browser's sight
 PAIRS = {"facelift_photo_to_head_api.json": "facelift_photo_to_head.json",
          "facelift_multiview_photos_api.json": "facelift_multiview_photos.json"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -174,21 +176,18 @@ def api_view(api: dict) -> dict:
 
 
 def regenerate(object_info: dict) -> list[Path]:
-    EXAMPLES.mkdir(exist_ok=True)
     written = []
     for api_name, ui_name in PAIRS.items():
-        api = json.loads((WORKFLOWS / api_name).read_text())
+        api = json.loads((API_WORKFLOWS / api_name).read_text())
         ui = api_to_ui(api, object_info)
-        text = json.dumps(ui, indent=1) + "\n"
-        (WORKFLOWS / ui_name).write_text(text)
-        shutil.copyfile(WORKFLOWS / ui_name, EXAMPLES / ui_name)
-        written += [WORKFLOWS / ui_name, EXAMPLES / ui_name]
+        (WORKFLOWS / ui_name).write_text(json.dumps(ui, indent=1) + "\n")
+        written.append(WORKFLOWS / ui_name)
     return written
 
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
-    from tests import comfy_host
+    from harness import comfy_host
 
     cdir = comfy_host.provision()
     with tempfile.TemporaryDirectory(prefix="facelift-ui-") as tmp:

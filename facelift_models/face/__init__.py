@@ -1,1 +1,2 @@
-"""Face stage: background removal, face detection and the official face crop."""
+"""Stage 1, the face: background removal (:mod:`.background`, U²-Net), MTCNN detection (:mod:`.mtcnn`) and
+FaceLift's crop/composite (:mod:`.crop`)."""

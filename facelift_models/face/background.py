@@ -12,7 +12,7 @@ Apache-2.0) with onnxruntime and reproduces each step of that call:
 3. cutout: the original image (RGB or RGBA) pasted through the matte onto a fully transparent RGBA canvas, so
    the colours are scaled by the matte *and* the alpha is the matte (times any existing alpha).  The official
    flow then alpha-composites that cutout on white, which applies the matte a second time: that is what the
-   model was fed, so :func:`facelift_models.face_crop.crop_face` composites this cutout exactly the same way.
+   model was fed, so :func:`facelift_models.face.crop.crop_face` composites this cutout exactly the same way.
 
 The weights are never downloaded here (see :mod:`facelift_models.download`); a missing file raises the usual
 missing-weights :class:`WeightsError`.  Nothing is imported or loaded before first use.
@@ -132,7 +132,7 @@ _DEFAULT: dict[tuple, U2Net] = {}
 def load_u2net(search_roots: Sequence[str | os.PathLike] = (), device: str = "auto") -> U2Net:
     """U²-Net from the first models folder (``<root>/u2net/u2net.onnx``) that has it: each of ``search_roots``,
     then ``$FACELIFT_MODELS_DIR``.  Raises the missing-weights :class:`WeightsError` (file, folder, command)."""
-    from ..store import BACKGROUND, ModelStore, resolve_models_dir
+    from ..weights.store import BACKGROUND, ModelStore, resolve_models_dir
 
     roots = [Path(r) for r in search_roots]
     if not roots:
@@ -151,9 +151,9 @@ def load_u2net(search_roots: Sequence[str | os.PathLike] = (), device: str = "au
 
 def default_remover(device: str = "auto") -> U2Net:
     """The U²-Net of ``$FACELIFT_MODELS_DIR`` (cached per file and device), for use outside ComfyUI."""
-    from ..store import resolve_models_dir
+    from ..weights.store import resolve_models_dir
 
-    from ..store import ModelStore
+    from ..weights.store import ModelStore
 
     root = resolve_models_dir(None)
     path = ModelStore(root).path("u2net")

@@ -24,6 +24,10 @@ class ParityError(RuntimeError):
     """A fixture that cannot be run (bad sidecar, missing file, unknown kind)."""
 
 
+class NotAFixture(ParityError):
+    """A JSON file of the reference folder that is not a parity fixture (a full-size state-dict manifest)."""
+
+
 class Fixture:
     """A sidecar plus lazy access to its safetensors file."""
 
@@ -35,6 +39,8 @@ class Fixture:
             raise ParityError(f"{self.path}: no such fixture sidecar.") from None
         except json.JSONDecodeError as e:
             raise ParityError(f"{self.path}: not a JSON sidecar ({e}).") from None
+        if "kind" not in self.meta and "state_dict" in self.meta:
+            raise NotAFixture(f"{self.path}: a state-dict manifest, not a parity fixture (the test suite checks it).")
         if "kind" not in self.meta or "tensors" not in self.meta:
             raise ParityError(f"{self.path}: sidecar lacks the 'kind' or 'tensors' field.")
         self.kind: str = self.meta["kind"]

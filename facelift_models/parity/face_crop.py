@@ -13,7 +13,6 @@ facenet-pytorch, then ``<repo>/.cache/mtcnn``; if none has them they are fetched
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,11 @@ import numpy as np
 import torch
 
 from ..errors import FaceLiftError, NoFaceError
-from ..face_crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
-from ..mtcnn import (ENV_MTCNN_DIR, WEIGHT_FILES, MTCNNConfig, default_search_dirs, download_mtcnn_weights,
-                     find_mtcnn_weights, load_mtcnn)
-from ..store import sha256_of
+from ..face.crop import FaceCropConfig, composite_on_background, crop_face, crop_with_box, to_rgb_uint8
+from ..config import mtcnn_search_dirs
+from ..face.mtcnn import MTCNNConfig, load_mtcnn
+from ..weights.mtcnn_files import WEIGHT_FILES, download_mtcnn_weights, find_mtcnn_weights
+from ..weights.store import sha256_of
 from .common import Fixture, Line, ParityError, Report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,16 +47,47 @@ def _sidecar_weight_dirs(fixture: Fixture) -> list[Path]:
     return dirs
 
 
+def _floats(v) -> tuple[float, ...]:
+    return tuple(float(x) for x in v)
+
+
+def _ints(v) -> tuple[int, ...]:
+    return tuple(int(x) for x in v)
+
+
+# sidecar field -> (config field, conversion)
+_MTCNN_FIELDS = {"min_face_size": ("min_face_size", float), "thresholds": ("thresholds", _floats),
+                 "factor": ("factor", float), "select_largest": ("select_largest", bool)}
+_CROP_FIELDS = {"TRAINING_SET_FACE_SIZE": ("face_size", float), "TRAINING_SET_FACE_CENTER": ("face_center", _floats),
+                "output_image_size": ("output_size", int), "background_color": ("background_color", _ints),
+                "face_prob_threshold_value": ("prob_threshold", float)}
+
+
+def _fields(src: dict[str, Any], table: dict) -> dict[str, Any]:
+    """The config keywords of the sidecar fields present in ``src`` (unknown fields are ignored)."""
+    return {name: conv(src[key]) for key, (name, conv) in table.items() if key in src}
+
+
+def mtcnn_config_from_sidecar(mtcnn: dict[str, Any]) -> MTCNNConfig:
+    """The detector settings of a ``face_crop`` sidecar's ``mtcnn`` object."""
+    return MTCNNConfig(**_fields(mtcnn, _MTCNN_FIELDS))
+
+
+def crop_config_from_sidecar(crop_constants: dict[str, Any], resampling: dict[str, Any] | None = None,
+                             **overrides: Any) -> FaceCropConfig:
+    """The crop settings of a ``face_crop`` sidecar's ``crop_constants`` (and ``resampling``) objects."""
+    kw = _fields(crop_constants, _CROP_FIELDS)
+    if resampling and "pil_resample" in resampling:
+        kw["resample"] = int(resampling["pil_resample"])
+    return FaceCropConfig(**{**kw, **overrides})
+
+
 def resolve_weights_dir(fixture: Fixture) -> Path:
     """Where this run takes the MTCNN weights from (see the module docstring for the order)."""
     for d in _sidecar_weight_dirs(fixture):
         if all((d / n).is_file() for n in WEIGHT_FILES):
             return d
-    if os.environ.get(ENV_MTCNN_DIR):
-        found = find_mtcnn_weights([Path(os.environ[ENV_MTCNN_DIR])])
-        if found is not None:
-            return found
-    found = find_mtcnn_weights(default_search_dirs()) or find_mtcnn_weights([CACHE_DIR])
+    found = find_mtcnn_weights(mtcnn_search_dirs() + [CACHE_DIR])
     if found is not None:
         return found
     try:
@@ -81,10 +112,9 @@ def run(fixture: Fixture, report: Report) -> None:
     if not cases:
         raise ParityError(f"{fixture.path}: face_crop sidecar has no cases.")
     per_case: dict[str, dict] = (fixture.check or {}).get("per_case") or {}
-    det_cfg = MTCNNConfig.from_sidecar(meta.get("mtcnn") or {})
+    det_cfg = mtcnn_config_from_sidecar(meta.get("mtcnn") or {})
     # The fixtures' inputs are what the official crop_face receives (after rembg): no background removal here.
-    crop_cfg = FaceCropConfig.from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"),
-                                           background="keep")
+    crop_cfg = crop_config_from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"), background="keep")
 
     wdir = resolve_weights_dir(fixture)
     expected_sha = {Path(k).name: v for k, v in (meta.get("weights_sha256") or {}).items()}

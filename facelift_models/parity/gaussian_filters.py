@@ -7,9 +7,9 @@ import hashlib
 
 import torch
 
-from ..filters import FilterConfig, filter_stages
+from ..reconstruct.filters import FilterConfig, filter_stages
 from ..gaussians import Gaussians
-from ..ply import header_text, ply_bytes
+from ..formats.ply import header_text, ply_bytes
 from .common import Fixture, ParityError, Report
 
 # Fixture field name -> Gaussians field, and how the fixture shapes it.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..cameras import from_user, posed_input, ray_bundle
-from ..gslrm import GSLRMConfig, pixel_aligned_image
-from ..gslrm_checkpoint import build_model
+from ..reconstruct.gslrm import GSLRMConfig, pixel_aligned_image
+from ..reconstruct.checkpoint import build_model
 from .common import Fixture, ParityError, Report
 
 

@@ -1,7 +1,7 @@
 """Parity kind ``mv_pipeline``: the full multi-view sampler with tiny components (spec §16.3).
 
 Every component is rebuilt from its config in the sidecar, weights come from the fixture (and the UNet's from
-the file the sidecar names), then :func:`facelift_models.mv_sampler.sample_views` runs with the sidecar's
+the file the sidecar names), then :func:`facelift_models.multiview.sampler.sample_views` runs with the sidecar's
 steps, guidance, eta, seed and generator device; the latents after each step and the images are compared.
 """
 
@@ -11,8 +11,8 @@ import re
 
 import torch
 
-from ..mv_components import assemble_mv_diffusion, clip_image_processor_class
-from ..mv_sampler import MVDiffusionConfig, sample_views
+from ..multiview.loading import assemble_mv_diffusion, clip_image_processor_class
+from ..multiview.sampler import MVDiffusionConfig, sample_views
 from .common import Fixture, ParityError, Report
 from .mv_unet import build_unet_from_fixture
 

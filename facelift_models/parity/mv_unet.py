@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..mv_unet import MVUNetConfig, build_mv_unet, load_mv_unet_state_dict
+from ..multiview.unet import MVUNetConfig, build_mv_unet, load_mv_unet_state_dict
 from .common import Fixture, ParityError, Report
 
 

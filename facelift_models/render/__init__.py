@@ -77,12 +77,23 @@ def available_backends(device: Union[str, torch.device] = "cpu") -> list[str]:
 
 
 def pick_backend(device: Union[str, torch.device]) -> str:
+    """The backend ``"auto"`` uses on ``device``."""
+    return explain_backend(device)[0]
+
+
+def explain_backend(device: Union[str, torch.device]) -> tuple[str, str]:
+    """(the backend ``"auto"`` uses on ``device``, why): the one place the automatic choice is made."""
     dev = torch.device(device)
-    if dev.type == "cuda" and gsplat_available():
-        return "gsplat"
-    if dev.type == "cpu" and numba_available():
-        return "numba"
-    return "torch"
+    if dev.type == "cuda":
+        if gsplat_available():
+            return "gsplat", "CUDA device and gsplat installed: gsplat's CUDA rasterizer"
+        return "torch", "CUDA device without a working gsplat (pip install gsplat): the pure-PyTorch renderer on the GPU"
+    if dev.type == "cpu":
+        if numba_available():
+            return "numba", "CPU device and numba installed: the compiled numba tile renderer (about 5x the torch one)"
+        return "torch", ("CPU device without a working numba (pip install numba, a requirement of the pack): the "
+                         "pure-PyTorch renderer, about 5x slower per frame")
+    return "torch", f"{dev.type} device: the pure-PyTorch renderer"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
