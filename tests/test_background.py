@@ -186,3 +186,23 @@ def test_default_remover_loads_from_models_dir(tmp_path, monkeypatch, u2net_file
     monkeypatch.setenv("FACELIFT_MODELS_DIR", str(tmp_path))
     assert BG.default_remover("cpu").path == dest
     assert BG.providers("cpu") == ["CPUExecutionProvider"]
+
+
+def test_make_run_and_doctor_name_u2net(tmp_path, u2net_file):
+    import shutil
+
+    from facelift_models.doctor import models_report
+    from facelift_models.weights.store import INFERENCE
+
+    store = ModelStore(tmp_path, use_installed_facenet=False)
+    with pytest.raises(WeightsError) as ei:  # what `make run` prints when weights are missing
+        store.require(INFERENCE)
+    msg = str(ei.value)
+    assert "u2net/u2net.onnx is missing" in msg and str(tmp_path / "u2net") in msg
+    assert "rembg/releases/download/v0.0.0/u2net.onnx" in msg and U2NET_SHA256 in msg
+    report = models_report(tmp_path)
+    assert report["components"][BACKGROUND]["ready"] is False
+    assert any(f["path"] == "u2net/u2net.onnx" and f["state"] == "missing" for f in report["files"])
+    store.path("u2net").parent.mkdir(parents=True)
+    shutil.copyfile(u2net_file, store.path("u2net"))
+    assert [f["state"] for f in models_report(tmp_path)["files"] if f["id"] == "u2net"] == ["size_mismatch"]
