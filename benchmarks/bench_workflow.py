@@ -55,7 +55,7 @@ def timed_run(client, prompt: dict, timeout: float) -> dict:
                 current, t_prev = (msg["data"].get("node") if msg["type"] == "executing" else None), now
             if msg["type"] in ("execution_error", "execution_interrupted"):
                 raise SystemExit(f"workflow failed: {json.dumps(msg['data'])[:3000]}")
-    return {"total_s": round(time.perf_counter() - t0, 3), "nodes_s": times}
+    return {"total_s": round(time.perf_counter() - t0, 3), "nodes_s": times, "prompt_id": pid}
 
 
 def main(argv: list[str] | None = None) -> int:

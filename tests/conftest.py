@@ -111,7 +111,9 @@ def comfy_server(tmp_path_factory, comfy_models_dir):
     comfy = comfy_host.provision()
     run_dir = tmp_path_factory.mktemp("comfy_run")
     paths = comfy_host.write_extra_model_paths(run_dir / "extra_model_paths.yaml", comfy_models_dir)
-    server = comfy_host.ComfyServer(run_dir, comfy, extra_model_paths=paths)
+    # $FACELIFT_TEST_SERVER_DEVICE=auto lets ComfyUI use the GPU (a GPU machine's run); default: CPU, GPUs hidden.
+    server = comfy_host.ComfyServer(run_dir, comfy, extra_model_paths=paths,
+                                    device=os.environ.get("FACELIFT_TEST_SERVER_DEVICE", "cpu"))
     server.start()
     try:
         yield server

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-no-face", default="error", choices=["error", "official"],
                    help="error: record the photo as failed (default); official: the official CLI's fallback "
                         "(whole photo resized, face not aligned)")
+    p.add_argument("--background", default="auto", choices=["auto", "u2net", "keep"],
+                   help="auto (default, the official preprocessing): U²-Net removes the background unless the photo "
+                        "has transparency; u2net: always; keep: no background removal (needs u2net/u2net.onnx "
+                        "unless keep)")
     p.add_argument("--formats", default="ply", help=f"comma-separated, of {', '.join(GAUSSIAN_FORMATS)}")
     p.add_argument("--turntable", type=int, default=0, metavar="FRAMES",
                    help="also write an MP4 turntable with this many frames (official 150; default 0 = none)")
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from(a: argparse.Namespace) -> PipelineOptions:
     return PipelineOptions(steps=a.steps, seed=a.seed, guidance=a.guidance, eta=a.eta, scheduler=a.scheduler,
-                           filters=a.filters, crop={"prob_threshold": a.threshold, "on_no_face": a.on_no_face},
+                           filters=a.filters, crop={"prob_threshold": a.threshold, "on_no_face": a.on_no_face,
+                                 "background": a.background},
                            formats=tuple(f.strip() for f in a.formats.split(",") if f.strip()),
                            turntable_frames=a.turntable, turntable_size=a.turntable_size, mesh=a.mesh)
 

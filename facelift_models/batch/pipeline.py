@@ -36,7 +36,7 @@ class PipelineOptions:
     """Everything that decides what a photo becomes; defaults are the official ones (and the nodes' defaults).
 
     crop:       :class:`face.crop.FaceCropConfig` keyword arguments (threshold ``prob_threshold``, ``on_no_face``
-                "error" | "official", ...). "skip" makes no sense for one photo: a batch runner records the failure.
+                "error" | "official", ``background`` "auto" | "u2net" | "keep", ...); defaults as Face Crop's. "skip" makes no sense for one photo: a batch runner records the failure.
     formats:    Gaussian files to write, keys of :data:`GAUSSIAN_FORMATS`.
     turntable_frames: 0 = no video; else an MP4 turntable of that many frames at ``turntable_size`` px.
     mesh:       also write a mesh (needs :mod:`facelift_models.mesh`, see :func:`mesh_available`).
@@ -78,6 +78,10 @@ class PipelineOptions:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def background(self) -> str:
+        return self.crop_config().background
+
 
 MESH_WRITER_MODULE = "facelift_models.formats.mesh"  # its GLB/OBJ/PLY writers
 
@@ -97,13 +101,15 @@ def mesh_missing_message() -> str:
 
 @dataclass
 class PipelineModels:
-    """The loaded networks of one worker: multi-view diffusion, GS-LRM, the MTCNN face detector."""
+    """The loaded networks of one worker: multi-view diffusion, GS-LRM, the MTCNN face detector and (unless the
+    background is kept) the U²-Net background remover."""
 
     mv: Any
     gslrm: Any
     detector: Any
     device: torch.device
     gslrm_autocast: torch.dtype | None
+    remover: Any = None
     sources: dict = field(default_factory=dict)
 
 
@@ -132,10 +138,13 @@ def find_gslrm_file(models_dir: Path) -> Path:
                        "(see docs/models.md).")
 
 
-def load_models(models_dir: str | Path, device: str = "auto", precision: str = "auto") -> PipelineModels:
-    """Load the three networks from a ``models/facelift`` folder onto ``device`` (once per worker).
+def load_models(models_dir: str | Path, device: str = "auto", precision: str = "auto",
+                background: str = "auto") -> PipelineModels:
+    """Load the networks from a ``models/facelift`` folder onto ``device`` (once per worker); U²-Net
+    (``u2net/u2net.onnx``) only when ``background`` is not "keep".
 
     precision auto = fp16 multi-view sampling and fp16 GS-LRM autocast on CUDA, fp32 on the CPU (as the nodes)."""
+    from ..face.background import load_u2net
     from ..config import mtcnn_search_dirs, resolve_dtype
     from ..face.mtcnn import load_mtcnn
     from ..multiview.loading import load_mv_diffusion
@@ -150,8 +159,10 @@ def load_models(models_dir: str | Path, device: str = "auto", precision: str = "
     mv = load_mv_diffusion(models_dir, device=dev, dtype=dtype)
     gslrm = load_gslrm(gslrm_path, device=dev, dtype=torch.float32)
     detector = load_mtcnn(found, "cpu")  # the crop runs on the CPU, as in the Face Crop node
+    remover = None if background == "keep" else load_u2net([models_dir], "auto" if dev.type == "cuda" else "cpu")
     autocast = None if dev.type != "cuda" or dtype == torch.float32 else dtype
     return PipelineModels(mv=mv, gslrm=gslrm, detector=detector, device=dev, gslrm_autocast=autocast,
+                          remover=remover,
                           sources={"mv": str(models_dir), "gslrm": str(gslrm_path), "mtcnn": str(found)})
 
 
@@ -206,7 +217,7 @@ def photo_to_gaussians(models: PipelineModels, image, options: PipelineOptions,
         if check is not None:
             check()
 
-    crop = crop_face(image, detector=models.detector, config=options.crop_config())
+    crop = crop_face(image, detector=models.detector, remover=models.remover, config=options.crop_config())
     lap("crop_s")
     config = MVDiffusionConfig(num_inference_steps=int(options.steps), guidance_scale=float(options.guidance),
                                eta=float(options.eta), seed=int(options.seed), scheduler=options.scheduler)

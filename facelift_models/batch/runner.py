@@ -174,7 +174,7 @@ class PhotoWorker:
         t0 = time.perf_counter()
         self.options = PipelineOptions(**options)
         self.out_dir = out_dir
-        self.models = load_models(models_dir, device=device, precision=precision)
+        self.models = load_models(models_dir, device=device, precision=precision, background=self.options.background)
         self.info = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(self.models.device),
                      "load_s": round(time.perf_counter() - t0, 3)}
 

@@ -5,22 +5,22 @@ this reproduces the official preprocessing (``utils_folder/face_utils.py``, spec
 face selection (prob > 0.8, largest area), float64 arithmetic with ``int()`` truncation, PIL bicubic resize of
 the whole image and a paste onto white.  Around that it accepts what ComfyUI users have: any size or aspect,
 grayscale, RGBA (alpha = foreground mask), 16-bit, float [0,1] tensors and IMAGE batches, an optional
-foreground MASK, optional ``rembg`` background removal.  It never falls back silently: no face above the
-threshold raises :class:`NoFaceError` that says what was tried and what to do.
+foreground MASK.  Without a MASK or alpha the background is removed with U²-Net first, numerically as the official
+``rembg.remove`` (:mod:`facelift_models.face.background`).  It never falls back silently: no face above the
+threshold raises :class:`NoFaceError` that says what was tried and what to do (unless ``on_no_face`` asks for
+the official fallback or for skipping the photo).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import FaceLiftError, InputError, NoFaceError
+from .background import BACKGROUND_MODES
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ class FaceCropConfig:
     face_index:       which face among those above ``prob_threshold``, largest first: 0 = largest (official).
     skip_detection:   no detection, resize the whole image to output_size² on the background (the official
                       no-crop path); the face is then not framed like the training data.
-    remove_background: run ``rembg`` (u2net, like the official code) when no mask/alpha is given; optional
-                      package, downloads its model on first use.
+    background:       where the foreground matte comes from. "auto" (default, the official preprocessing): a
+                      given mask, else the image's alpha, else U²-Net; "u2net": a given mask, else U²-Net (also
+                      on RGBA images, as the official code does); "keep": a given mask or alpha, else none (the
+                      photo's own background stays).
     on_no_face:       "error" (default): raise :class:`NoFaceError`; "skip": :func:`crop_faces` drops that
                       image from its batch and reports it (a single :func:`crop_face` still raises);
                       "official": the official CLI's fallback, the background-free image resized to
@@ -59,13 +61,15 @@ class FaceCropConfig:
     prob_threshold: float = FACE_PROB_THRESHOLD
     face_index: int = 0
     skip_detection: bool = False
-    remove_background: bool = False
+    background: str = "auto"
     resample: int = PIL_BICUBIC
     on_no_face: str = "error"
 
     def __post_init__(self) -> None:
         if self.on_no_face not in ON_NO_FACE:
             raise InputError(f"on_no_face must be one of {', '.join(ON_NO_FACE)}; got {self.on_no_face!r}.")
+        if self.background not in BACKGROUND_MODES:
+            raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}; got {self.background!r}.")
 
 
 
@@ -198,38 +202,6 @@ def composite_on_background(rgb: np.ndarray, alpha: np.ndarray, color: Sequence[
     rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     bg = Image.new("RGB", rgba.size, tuple(color)).convert("RGBA")
     return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
-
-
-# ----------------------------------------------------------------------------------------------- rembg
-def rembg_available() -> bool:
-    """Whether the optional ``rembg`` package is installed (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("rembg") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _u2net_path() -> Path:
-    home = os.environ.get("U2NET_HOME") or os.path.join(os.environ.get("XDG_DATA_HOME", "~"), ".u2net")
-    return Path(home).expanduser() / "u2net.onnx"
-
-
-def remove_background(rgb: np.ndarray) -> np.ndarray:
-    """Foreground alpha (H×W uint8) from ``rembg``'s default u2net model, as the official preprocessing."""
-    if not rembg_available():
-        raise InputError("Background removal needs the optional package rembg (`pip install rembg[cpu]` or "
-                         "`rembg[gpu]`), which is not installed. Alternatively connect a MASK from any matting / "
-                         "background-removal node, or turn background removal off.")
-    model = _u2net_path()
-    if not model.exists():
-        log.warning("rembg will now download its u2net model (about 176 MB) to %s (first use only).", model)
-    from PIL import Image
-    from rembg import remove  # optional dependency
-
-    out = np.asarray(remove(Image.fromarray(rgb)))
-    if out.ndim == 3 and out.shape[2] == 4:
-        return np.ascontiguousarray(out[:, :, 3])
-    return np.full(rgb.shape[:2], 255, np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------- detection
@@ -372,7 +344,7 @@ def official_no_face_fallback(rgb: np.ndarray, alpha: np.ndarray | None, config:
 
 
 # ----------------------------------------------------------------------------------------------- public API
-def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropConfig | None = None,
+def crop_face(image: Any, mask: Any = None, *, detector=None, remover=None, config: FaceCropConfig | None = None,
               **overrides: Any) -> CropResult:
     """Frame one face like FaceLift's training data.
 
@@ -381,12 +353,15 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     mask:     optional foreground mask (1 = subject) of the image's size; overrides the alpha channel.  Note:
               ComfyUI's LoadImage MASK is 1 - alpha (1 = transparent): invert it before passing it here.
     detector: an :class:`mtcnn.MTCNN`; default: :func:`default_detector` (CPU).
+    remover:  a :class:`face.background.U2Net` for ``background`` "auto"/"u2net"; default: the U²-Net of
+              ``$FACELIFT_MODELS_DIR`` (:func:`face.background.default_remover`), loaded only when needed.
     config / overrides: :class:`FaceCropConfig` (e.g. ``prob_threshold=0.5``, ``face_index=1``,
-              ``skip_detection=True``, ``remove_background=True``).
+              ``skip_detection=True``, ``background="keep"``, ``on_no_face="official"``).
 
-    The background (where the mask is 0) is composited on white before detection, as the official flow does
-    after rembg.  Raises :class:`NoFaceError` when no face passes the threshold, :class:`InputError` for
-    unusable inputs.
+    The background (where the matte is 0) is composited on white before detection, as the official flow does
+    after rembg; ``info["background_from"]`` says which matte was used (mask, alpha, u2net or None).  Raises
+    :class:`NoFaceError` when no face passes the threshold (``on_no_face`` "error"/"skip"), :class:`InputError`
+    for unusable inputs, :class:`WeightsError` when U²-Net is needed but its file is missing.
     """
     cfg = replace(config or FaceCropConfig(), **overrides) if overrides else (config or FaceCropConfig())
     rgb, alpha = to_rgb_uint8(image)
@@ -396,11 +371,16 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     if mask is not None:
         fmask = to_mask(mask, hw)
         alpha, source = np.rint(fmask * 255.0).astype(np.uint8), "mask"
-    elif alpha is not None and not (alpha == 255).all():
+    elif cfg.background != "u2net" and alpha is not None and not (alpha == 255).all():
         fmask, source = alpha.astype(np.float32) / 255.0, "alpha"
-    elif cfg.remove_background:
-        alpha = remove_background(rgb)
-        fmask, source = alpha.astype(np.float32) / 255.0, "rembg"
+    elif cfg.background in ("auto", "u2net"):
+        if remover is None:
+            from .background import default_remover
+
+            remover = default_remover()
+        # The official cutout: colours and alpha scaled by the matte (see face.background.cutout).
+        rgb, alpha = remover.remove(rgb if alpha is None else np.dstack([rgb, alpha]))
+        fmask, source = alpha.astype(np.float32) / 255.0, "u2net"
     else:
         alpha = None
 
@@ -455,8 +435,7 @@ def skipped_note(index: int) -> str:
     return f"photo {index + 1}: no face found, skipped"
 
 
-def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCropConfig | None = None,
-               before_each: Callable[[int], None] | None = None,
+def crop_faces(images: Any, masks: Any = None, *, detector=None, remover=None, config: FaceCropConfig | None = None,
                progress: Callable[[int, int], None] | None = None, **overrides: Any) -> BatchCropResult:
     """:func:`crop_face` for every image of a batch ([B,H,W,C] tensor/array, e.g. a ComfyUI IMAGE, or a list).
 
@@ -464,8 +443,7 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
     one error naming every failing batch index and why (NoFaceError if all failures are "no face"; a batch of one
     image raises that image's own error); no partial batch is returned.  With ``on_no_face="skip"`` a photo
     without a face is dropped instead and reported in ``skipped``/``notes``; if every photo is dropped,
-    :class:`NoFaceError` says so.  before_each(i): called before image i; ``progress(done, total)`` after each
-    image (either may raise to cancel)."""
+    :class:`NoFaceError` says so.  ``progress(done, total)`` is called after each image (it may raise to cancel)."""
     items = _batch_items(images)
     if not items:
         raise InputError("The image batch is empty.")
@@ -487,10 +465,9 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
     failures: list[tuple[int, FaceLiftError]] = []
     skipped: list[tuple[int, str]] = []
     for i, img in enumerate(items):
-        if before_each is not None:
-            before_each(i)
         try:
-            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, config=cfg))
+            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, remover=remover,
+                                     config=cfg))
         except NoFaceError as e:
             if cfg.on_no_face == "skip":
                 skipped.append((i, str(e)))
