@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import FaceLiftError, InputError
-from .pipeline import PHOTO_SUFFIXES, PipelineOptions, output_paths
+from .pipeline import PHOTO_SUFFIXES, PipelineOptions
 
 MANIFEST_NAME = "manifest.jsonl"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]   # facelift_models/
@@ -387,8 +387,3 @@ def _drive(ray, pool: list, new_actor, todo: Iterable[Job], manifest: Manifest, 
             if on_record is not None:
                 on_record(rec)
             idle.append(actor)
-
-
-def expected_outputs(out_dir: Path, job: Job, options: PipelineOptions) -> dict[str, Path]:
-    """The files a finished photo has (for checks and tools)."""
-    return output_paths(Path(out_dir), job.stem, options)
