@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
 
     for _ in range(args.warmup):
-        crop_face(photo, detector=detector)
+        crop_face(photo, detector=detector, background="keep")
     det_t, crop_t = [], []
     for _ in range(args.repeats):
         sync()
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         det = detector.detect(photo)
         sync()
         t1 = time.perf_counter()
-        res = crop_face(photo, detector=detector)
+        res = crop_face(photo, detector=detector, background="keep")
         sync()
         t2 = time.perf_counter()
         det_t.append(t1 - t0)

@@ -16,6 +16,7 @@ from .errors import InputError
 ENV_MODELS_DIR = "FACELIFT_MODELS_DIR"  # the FaceLift models folder (outside ComfyUI, or ahead of ComfyUI's folders)
 ENV_MTCNN_DIR = "FACELIFT_MTCNN_DIR"  # a folder holding pnet.pt/rnet.pt/onet.pt, searched before <models>/mtcnn
 ENV_SKIP_SIZE_CHECK = "FACELIFT_SKIP_SIZE_CHECK"  # "1": accept weight files whose size differs from the release
+ENV_U2NET_URL = "FACELIFT_U2NET_URL"  # a mirror of rembg's u2net.onnx (checked against the same size and SHA-256)
 
 # ------------------------------------------------------------------------------------------ models-folder layout
 COMFY_FOLDER_NAME = "facelift"  # folder_paths key and folder name under ComfyUI/models
@@ -23,6 +24,7 @@ MV_DIR = "mvdiffusion/pipeckpts"  # the official multi-view diffusion folder (di
 GSLRM_CHECKPOINT = "gslrm/ckpt_0000000000021125.pt"  # the official GS-LRM training checkpoint
 GSLRM_DIR = "gslrm"
 MTCNN_DIR = "mtcnn"
+U2NET_FILE = "u2net/u2net.onnx"  # U²-Net background removal (rembg's release file)
 GSLRM_SUFFIXES = (".pt", ".pth", ".safetensors", ".ckpt")
 
 # ------------------------------------------------------------------------------------------ views

@@ -12,6 +12,8 @@ repo ``wlyu/OpenFaceLift`` would, only with random networks:
                                               "fwdbwd_pass_step", "param_update_step"} (+ loss_calculator.* keys)
     mtcnn/{pnet,rnet,onet}.pt                 the REAL facenet-pytorch MTCNN weights (2 MB, MIT): face detection
                                               must really find the example portrait's face and refuse a cat
+    u2net/u2net.onnx                          a tiny random ONNX model with U²-Net's signature (input "input.1"
+                                              [1,3,320,320], seven [1,1,320,320] outputs), exported from torch
 
 Two sizes (``SIZES``), one code path:
 
@@ -47,6 +49,7 @@ if str(REPO) not in sys.path:
 
 MV_DIR = "mvdiffusion/pipeckpts"
 GSLRM_FILE = "gslrm/ckpt_0000000000021125.pt"
+from facelift_models.config import U2NET_FILE  # noqa: E402  (after the sys.path set-up above)
 MTCNN_CACHE = REPO / ".cache" / "mtcnn"
 # The full-size UNet config comes from the official state-dict manifest (spec §5.2, §16.4): one place for it.
 MV_UNET_MANIFEST = REPO / "tests" / "fixtures" / "parity" / "mv_unet_full_state_dict.json"
@@ -409,11 +412,51 @@ def write_mtcnn(folder: Path) -> Path:
     return folder
 
 
+class TinyU2Net(torch.nn.Module):
+    """U²-Net's input/output signature around a few random layers.
+
+    The fused output d0 (the one rembg reads) is a sigmoid of a fixed prior (an ellipse around the head of the
+    example portrait, so its face survives and MTCNN still finds it, while the rest of its crop turns white) plus a
+    random, image-dependent term (so every preprocessing step shows in the matte: resize, scaling by the maximum,
+    mean/std, channel order).  The six side outputs are other mixtures, so reading the wrong output changes the result."""
+
+    def __init__(self, size: int = 320) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 5, padding=2)
+        self.conv2 = torch.nn.Conv2d(8, 1, 5, padding=2)
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+        r = ((xx - 0.44) / 0.17) ** 2 + ((yy - 0.28) / 0.3) ** 2
+        self.register_buffer("prior", (4.0 * (1.0 - r))[None, None])
+
+    def forward(self, x):
+        feat = self.conv2(torch.tanh(self.conv1(x)))
+        d0 = torch.sigmoid(self.prior + 2.0 * feat)
+        sides = [torch.sigmoid(0.5 * self.prior - (k + 1) * feat) for k in range(6)]
+        return (d0, *sides)
+
+
+def write_tiny_u2net(path: Path, seed: int = 0) -> Path:
+    """Export :class:`TinyU2Net` (seeded) to ``path`` as ONNX (input named like the real file's, "input.1")."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TinyU2Net().eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (torch.zeros(1, 3, 320, 320),), str(path), input_names=["input.1"],
+                          output_names=[f"d{i}" for i in range(7)], opset_version=11, dynamo=False)
+    return path
+
+
 # ----------------------------------------------------------------------------------------- whole folder
 def write_models(facelift_dir: Path, size: str | ModelSize = "tiny", mv: bool = True, gslrm: bool = True,
-                 mtcnn: bool = True, device: str = "cpu") -> Path:
+                 mtcnn: bool = True, device: str = "cpu", u2net: bool = True) -> Path:
     """Fill ``facelift_dir`` (a ComfyUI ``models/facelift`` folder) with random weights of ``size``; returns it.
-    ``device`` ("cpu", "cuda") is where the networks are initialised (the files are the same either way)."""
+    ``device`` ("cpu", "cuda") is where the networks are initialised (the files are the same either way).  U²-Net is
+    the tiny ONNX model at every size (a preprocessing model, not part of the FaceLift weights)."""
     sz = model_size(size)
     facelift_dir = Path(facelift_dir)
     facelift_dir.mkdir(parents=True, exist_ok=True)
@@ -426,12 +469,15 @@ def write_models(facelift_dir: Path, size: str | ModelSize = "tiny", mv: bool = 
         write_gslrm(facelift_dir / GSLRM_FILE, sz, device=device)
     if mtcnn:
         write_mtcnn(facelift_dir / "mtcnn")
+    if u2net:
+        write_tiny_u2net(facelift_dir / U2NET_FILE)
     return facelift_dir
 
 
-def write_tiny_models(facelift_dir: Path, mv: bool = True, gslrm: bool = True, mtcnn: bool = True) -> Path:
+def write_tiny_models(facelift_dir: Path, mv: bool = True, gslrm: bool = True, mtcnn: bool = True,
+                      u2net: bool = True) -> Path:
     """Fill ``facelift_dir`` (a ComfyUI ``models/facelift`` folder) with the tiny weights; returns it."""
-    return write_models(facelift_dir, TINY, mv=mv, gslrm=gslrm, mtcnn=mtcnn)
+    return write_models(facelift_dir, TINY, mv=mv, gslrm=gslrm, mtcnn=mtcnn, u2net=u2net)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ def _handle(kind: str, name: str, precision: str, device: str) -> cache.ModelHan
 
 
 def _download_missing(accept_licence: bool) -> str:
-    """Fetch the missing official weights and the MTCNN detector into the models folder."""
+    """Fetch the missing official weights, the MTCNN detector and U²-Net into the models folder."""
     from ..facelift_models.errors import WeightsError
-    from ..facelift_models.weights.store import LICENCE_SHORT, RECONSTRUCTION, SAMPLING, FACE_CROP, ModelStore
+    from ..facelift_models.weights.store import INFERENCE, LICENCE_SHORT, ModelStore
 
     if not accept_licence:
         raise WeightsError(
@@ -40,7 +40,7 @@ def _download_missing(accept_licence: bool) -> str:
         if total:
             bar.update_absolute(int(100 * done / total), 100)
 
-    result = download_weights(store, (SAMPLING, RECONSTRUCTION, FACE_CROP), accept_license=True,
+    result = download_weights(store, INFERENCE, accept_license=True,
                               progress=on_progress)
     notes = [f"downloaded {len(result.fetched)} file(s) into {result.models_dir}" if result.fetched
              else f"all official files already present in {result.models_dir}"]

@@ -81,6 +81,7 @@ class FaceLiftReconstruct(io.ComfyNode):
     @classmethod
     def execute(cls, gslrm, views: torch.Tensor, cameras=None, filters: str = "cli") -> io.NodeOutput:
         from ..facelift_models import cameras as cams_mod
+        from ..facelift_models.chunking import GSLRM_BYTES_PER_PHOTO, chunks, items_per_chunk
         from ..facelift_models.reconstruct import filters as filt
         from ..facelift_models.errors import InputError
         from ..facelift_models.reconstruct.gslrm import reconstruct
@@ -93,19 +94,21 @@ class FaceLiftReconstruct(io.ComfyNode):
         model = load_gslrm(gslrm)
         device = next(model.parameters()).device
         n_layer = model.config.n_layer
-        bar = progress_bar(batch.shape[0] * n_layer + 1)
+        # Several heads per forward pass, as many as the device holds; each chunk's Gaussians go to the CPU.
+        per_chunk = items_per_chunk(device, GSLRM_BYTES_PER_PHOTO, batch.shape[0])
+        parts = list(chunks(batch.shape[0], per_chunk))
+        bar = progress_bar(len(parts) * n_layer + 1)
 
         def on_layer(done: int, total: int) -> None:
             check_interrupted()
             bar.update(1)
 
         heads = []
-        for b in range(batch.shape[0]):
+        for part in parts:
             check_interrupted()
-            g = reconstruct(model, batch[b:b + 1].to(device), cameras, dtype=autocast_dtype(gslrm, device),
-                            progress=on_layer)[0]
-            g = filt.apply_filters(g, filt.PRESETS[filters]).to("cpu")
-            heads.append(g)
+            gs = reconstruct(model, batch[part.start:part.stop].to(device), cameras,
+                             dtype=autocast_dtype(gslrm, device), progress=on_layer)
+            heads.extend(filt.apply_filters(g, filt.PRESETS[filters]).to("cpu") for g in gs)
         bar.update(1)
         out = GaussianHeads(tuple(heads), source=f"GS-LRM {gslrm.name}, filters {filters}")
         result = [out]

@@ -117,13 +117,15 @@ def check_weights(models_dir: Path, download: bool, accept_license: bool) -> int
 
 
 def prepare_tiny_models(run_dir: Path) -> Path:
-    from harness.tiny_models import write_tiny_models
+    from harness.tiny_models import U2NET_FILE, write_tiny_models, write_tiny_u2net
 
     models = run_dir / "tiny-models"
     if not (models / "facelift" / ".tiny-complete").exists():
         print("writing tiny random weights (official layout) into", models / "facelift")
         write_tiny_models(models / "facelift")
         (models / "facelift" / ".tiny-complete").write_text("ok")
+    if not (models / "facelift" / U2NET_FILE).exists():  # tiny folders written before U²-Net was added
+        write_tiny_u2net(models / "facelift" / U2NET_FILE)
     return models
 
 

@@ -23,7 +23,7 @@ def test_tiny_chain_on_cuda(tmp_path):
     from facelift_models.multiview.loading import load_mv_diffusion
     from facelift_models.multiview.sampler import MVDiffusionConfig, sample_views
 
-    root = write_tiny_models(tmp_path / "facelift", mtcnn=False)
+    root = write_tiny_models(tmp_path / "facelift", mtcnn=False, u2net=False)
     mv = load_mv_diffusion(root, device="cuda", dtype="fp16")
     assert mv.dtype == torch.float16 and mv.device.type == "cuda"
     steps = []

@@ -17,6 +17,7 @@ import pytest
 from facelift_models.weights import download as D
 from facelift_models.weights import store as S
 from facelift_models.errors import Interrupted, WeightsError
+from facelift_models.config import ENV_U2NET_URL
 from facelift_models.weights.store import ModelStore
 from tests.hf_server import LocalHub
 
@@ -26,8 +27,11 @@ TEXT_ENCODER = "mvdiffusion/pipeckpts/text_encoder/model.safetensors"
 EXTRA = "gslrm/optimizer_state_only_for_training.pt"  # a file the Hub has but inference never needs
 
 
+U2NET = "u2net/u2net.onnx"  # a single-URL release file (rembg's GitHub release), served here by the same local server
+
+
 def _content(path: str) -> bytes:
-    n = 4096 if path == CKPT else 200 + 13 * len(path)
+    n = 4096 if path in (CKPT, U2NET) else 200 + 13 * len(path)
     return hashlib.sha256(path.encode()).digest() * (n // 32) + path.encode()[: n % 32]
 
 
@@ -36,9 +40,9 @@ def release():
     """(files served by the Hub, registry whose sizes/hashes describe those files)."""
     files, reg = {}, []
     for f in S.REGISTRY:
-        if f.source == S.HF:
-            data = _content(f.repo_path)
-            files[f.repo_path] = data
+        if f.source in (S.HF, S.RELEASE):
+            data = _content(f.repo_path or f.local_path)
+            files[f.repo_path or f.local_path] = data
             f = dataclasses.replace(f, size=len(data) if f.size is not None else None,
                                     sha256=hashlib.sha256(data).hexdigest() if f.sha256 is not None else None)
         reg.append(f)
@@ -75,6 +79,7 @@ def hub(release, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)  # ignore ~/.cache token
     with LocalHub(release[0]) as h:
         monkeypatch.setenv("HF_ENDPOINT", h.url)
+        monkeypatch.setenv(ENV_U2NET_URL, f"{h.url}/{h.repo_id}/resolve/{h.revision}/{U2NET}")
         yield h
 
 
@@ -137,7 +142,8 @@ def test_default_download_includes_the_mtcnn_weights_once(hub, store, fake_mtcnn
     store = ModelStore(store.root, files=store.files, use_installed_facenet=False)
     D.download_weights(store, accept_license=True)
     assert fake_mtcnn == [store.root]
-    store.require([S.SAMPLING, S.RECONSTRUCTION, S.FACE_CROP])
+    store.require([S.SAMPLING, S.RECONSTRUCTION, S.FACE_CROP, S.BACKGROUND])
+    assert [r.method for r in hub.requests_for(U2NET)] == ["GET"]
     n = len(hub.requests)
     assert D.download_weights(store, accept_license=True).fetched == []
     assert fake_mtcnn == [store.root] and len(hub.requests) == n
@@ -278,3 +284,44 @@ def test_cli_downloads_with_flag(hub, store, monkeypatch, capsys):
     assert D.main(["--models-dir", str(store.root), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert UNET in out and CKPT not in out and "mtcnn/" in out  # only reconstruction was fetched
+
+
+# ---------------------------------------------------------------------------------------------- release files (U²-Net)
+def test_u2net_download_resumes_checks_and_places_atomically(hub, store, release):
+    data = release[0][U2NET]
+    hub.drop_after[U2NET] = 1500  # the connection dies after 1500 bytes
+    with pytest.raises(WeightsError) as ei:
+        D.download_weights(store, S.BACKGROUND, accept_license=True)
+    msg = str(ei.value)
+    assert "u2net/u2net.onnx" in msg and "again" in msg and "resumes" in msg
+    assert "https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net.onnx" in msg  # by hand
+    assert not store.path("u2net").exists()  # nothing partial at the final path
+    partial = store.staging_dir / "u2net" / "u2net.onnx.incomplete"
+    assert partial.read_bytes() == data[:1500]
+    seen = []
+    result = D.download_weights(store, S.BACKGROUND, accept_license=True,
+                                progress=lambda done, total, name: seen.append((done, total, name)))
+    gets = hub.requests_for(U2NET, "GET")
+    assert [g.range for g in gets] == [None, "bytes=1500-"] and gets[1].status == 206
+    assert gets[1].body_bytes == len(data) - 1500  # only the rest the second time
+    assert store.path("u2net").read_bytes() == data and result.fetched == [U2NET]
+    assert seen[-1] == (len(data), len(data), U2NET) and not store.staging_dir.exists()
+    assert D.download_weights(store, S.BACKGROUND, accept_license=True).fetched == []  # present: no request
+    assert len(hub.requests_for(U2NET, "GET")) == 2
+
+
+def test_u2net_checksum_mismatch_removes_the_file(hub, store, release):
+    hub.corrupt[U2NET] = bytes(255 - b for b in release[0][U2NET])  # same size, other bytes
+    with pytest.raises(WeightsError) as ei:
+        D.download_weights(store, S.BACKGROUND, accept_license=True)
+    assert "SHA-256" in str(ei.value) and "corrupt" in str(ei.value)
+    assert not store.path("u2net").exists() and not (store.staging_dir / "u2net" / "u2net.onnx.incomplete").exists()
+    del hub.corrupt[U2NET]
+    D.download_weights(store, S.BACKGROUND, accept_license=True)
+    assert store.path("u2net").read_bytes() == release[0][U2NET]
+
+
+def test_u2net_needs_the_opt_in(hub, store):
+    with pytest.raises(WeightsError, match="--accept-license"):
+        D.download_weights(store, S.BACKGROUND, accept_license=False)
+    assert hub.requests == [] and not store.root.exists()

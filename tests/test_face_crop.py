@@ -32,7 +32,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def astronaut_crop(detector, astronaut):
-    return FC.crop_face(astronaut, detector=detector)
+    return FC.crop_face(astronaut, detector=detector, background="keep")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,8 @@ def public():
 
 
 def _crop(img, detector, **kw):
-    return FC.crop_face(img, detector=detector, **kw)
+    """The crop step alone: the photo's background as it is (U²-Net background removal: test_background.py)."""
+    return FC.crop_face(img, detector=detector, **{"background": "keep", **kw})
 
 
 def _portrait_alpha(h, w):
@@ -186,7 +187,7 @@ def test_skip_detection_is_the_official_resize_on_white(monkeypatch, astronaut):
     exp = np.asarray(Image.alpha_composite(Image.new("RGBA", (512, 512), (255, 255, 255)), resized).convert("RGB"))
     assert np.array_equal(res.image, exp)
     assert res.box is None and res.prob is None and res.info["mode"] == "resize"
-    cat = FC.crop_face(skimage_data.chelsea(), skip_detection=True)  # no face needed
+    cat = FC.crop_face(skimage_data.chelsea(), skip_detection=True, background="keep")  # no face needed
     assert cat.image.shape == (512, 512, 3) and cat.mask.min() > 0.99
 
 
@@ -203,21 +204,12 @@ def test_choose_second_face(detector, astronaut):
         _crop(pair, detector, face_index=2)
 
 
-def test_rembg_is_optional(detector, astronaut, monkeypatch):
-    monkeypatch.setattr(FC, "rembg_available", lambda: False)
-    with pytest.raises(InputError, match="rembg"):
-        _crop(astronaut, detector, remove_background=True)
-    # With a mask given, rembg is not needed even when asked for.
-    res = _crop(astronaut, detector, remove_background=True, mask=np.ones((512, 512), np.float32))
-    assert res.info["background_from"] == "mask"
-
-
 # ----------------------------------------------------------------------------------------------- batches
 def test_batch_reports_the_failing_image(detector, astronaut):
     cat = np.asarray(Image.fromarray(skimage_data.chelsea()).resize((512, 512), Image.BICUBIC))
     batch = torch.from_numpy(np.stack([astronaut, cat, astronaut]).astype(np.float32) / 255.0)
     with pytest.raises(NoFaceError) as ei:
-        FC.crop_faces(batch, detector=detector)
+        FC.crop_faces(batch, detector=detector, background="keep")
     msg = str(ei.value)
     assert "1 of 3" in msg and "image 1 " in msg and "image 0 " not in msg and "image 2 " not in msg
 
@@ -227,7 +219,7 @@ def test_batch_crops_each_image(detector, astronaut, astronaut_crop):
     batch = torch.from_numpy(np.stack([astronaut, gray]).astype(np.float32) / 255.0)
     masks = torch.ones(2, 512, 512)
     before_b, before_m = batch.clone(), masks.clone()
-    out = FC.crop_faces(batch, masks, detector=detector)
+    out = FC.crop_faces(batch, masks, detector=detector, background="keep")
     assert out.images.shape == (2, 512, 512, 3) and out.masks.shape == (2, 512, 512)
     assert np.array_equal(out.images[0], astronaut_crop.image)
     assert np.array_equal(out.images[1], _crop(gray, detector).image)
@@ -263,3 +255,48 @@ def test_lower_threshold_also_lowers_mtcnn_stage_thresholds(detector):
     assert FC._detector_config_for(official, 0.8) is official  # official settings untouched
     assert FC._detector_config_for(official, 0.5).thresholds == (0.5, 0.5, 0.5)
     assert FC._detector_config_for(official, 0.65).thresholds == (0.6, 0.65, 0.65)
+
+
+# ----------------------------------------------------------------------------------------------- on_no_face
+def _cat512():
+    return np.asarray(Image.fromarray(skimage_data.chelsea()).resize((512, 512), Image.BICUBIC))
+
+
+def test_on_no_face_skip_drops_the_photo_and_reports_it(detector, astronaut, astronaut_crop):
+    batch = torch.from_numpy(np.stack([astronaut, _cat512(), astronaut]).astype(np.float32) / 255.0)
+    seen = []
+    out = FC.crop_faces(batch, detector=detector, on_no_face="skip", background="keep",
+                        progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert out.images.shape == (2, 512, 512, 3) and out.indices == [0, 2]
+    assert [i for i, _ in out.skipped] == [1] and "No face detected" in out.skipped[0][1]
+    assert out.notes == ["photo 2: no face found, skipped"]
+    assert np.array_equal(out.images[0], astronaut_crop.image) and np.array_equal(out.images[1], astronaut_crop.image)
+    # The default still fails the whole batch, and a single crop_face cannot skip.
+    with pytest.raises(NoFaceError, match="1 of 3"):
+        FC.crop_faces(batch, detector=detector, background="keep")
+    with pytest.raises(NoFaceError):
+        _crop(_cat512(), detector, on_no_face="skip")
+
+
+def test_on_no_face_skip_of_every_photo_is_an_error(detector):
+    with pytest.raises(NoFaceError, match="any of the 2 photos"):
+        FC.crop_faces(np.stack([_cat512(), _cat512()]), detector=detector, on_no_face="skip", background="keep")
+
+
+def test_on_no_face_official_is_the_cli_lanczos_resize(detector):
+    cat = skimage_data.chelsea()
+    res = _crop(cat, detector, on_no_face="official")
+    assert res.info["mode"] == "official_fallback" and "No face detected" in res.info["no_face"]
+    assert res.box is None and res.image.shape == (512, 512, 3)
+    exp = np.asarray(Image.fromarray(cat).resize((512, 512), Image.LANCZOS))
+    assert np.array_equal(res.image, exp)
+    # With a matte the background-free image is resized (LANCZOS) and goes on white; the mask follows it.
+    alpha = _portrait_alpha(*cat.shape[:2])
+    res = FC.crop_face(np.dstack([cat, alpha]), detector=detector, on_no_face="official")
+    rgba = Image.fromarray(np.dstack([cat, alpha]), "RGBA").resize((512, 512), Image.LANCZOS)
+    on_white = Image.alpha_composite(Image.new("RGBA", (512, 512), (255, 255, 255)), rgba).convert("RGB")
+    assert np.array_equal(res.image, np.asarray(on_white))
+    assert res.info["background_from"] == "alpha" and res.mask.min() < 0.01 and res.mask.max() > 0.99
+    with pytest.raises(InputError, match="on_no_face"):
+        FC.FaceCropConfig(on_no_face="ignore")

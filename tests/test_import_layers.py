@@ -28,7 +28,7 @@ LAYERS = ("base", "weights", "stages", "tools")
 LAYER_OF = {
     # top-level modules and sub-packages of facelift_models -> layer
     "__init__": "base", "errors": "base", "atomic_io": "base", "config": "base", "gaussians": "base",
-    "cameras": "base",
+    "cameras": "base", "chunking": "base",
     "weights": "weights",
     "face": "stages", "multiview": "stages", "reconstruct": "stages", "render": "stages", "formats": "stages",
     "mesh": "stages",

@@ -256,7 +256,7 @@ def _crop_prompt(image_name: str) -> dict:
     return {"1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
             "2": {"class_type": "FaceLiftFaceCrop",
                   "inputs": {"image": ["1", 0], "mask_is_foreground": False, "threshold": 0.8, "face": "largest",
-                             "skip_detection": False, "remove_background": False}},
+                             "skip_detection": False, "background": "keep"}},
             "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "FaceLift/err"}}}
 
 

@@ -23,6 +23,7 @@ WORKFLOWS = REPO / "workflows"  # the UI files: ComfyUI's template browser serve
 API_WORKFLOWS = WORKFLOWS / "api"  # the API forms, out of the template browser's sight
 PAIRS = {"facelift_photo_to_head_api.json": "facelift_photo_to_head.json",
          "facelift_multiview_photos_api.json": "facelift_multiview_photos.json",
+         "facelift_batch_folder_api.json": "facelift_batch_folder.json",
          "facelift_photo_to_mesh_api.json": "facelift_photo_to_mesh.json"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 COL_W, GAP_X, GAP_Y = 320, 40, 30

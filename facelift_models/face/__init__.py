@@ -1,1 +1,2 @@
-"""Stage 1, the face: MTCNN detection (:mod:`.mtcnn`) and FaceLift's crop/composite (:mod:`.crop`)."""
+"""Stage 1, the face: background removal (:mod:`.background`, U²-Net), MTCNN detection (:mod:`.mtcnn`) and
+FaceLift's crop/composite (:mod:`.crop`)."""

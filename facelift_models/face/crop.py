@@ -5,22 +5,22 @@ this reproduces the official preprocessing (``utils_folder/face_utils.py``, spec
 face selection (prob > 0.8, largest area), float64 arithmetic with ``int()`` truncation, PIL bicubic resize of
 the whole image and a paste onto white.  Around that it accepts what ComfyUI users have: any size or aspect,
 grayscale, RGBA (alpha = foreground mask), 16-bit, float [0,1] tensors and IMAGE batches, an optional
-foreground MASK, optional ``rembg`` background removal.  It never falls back silently: no face above the
-threshold raises :class:`NoFaceError` that says what was tried and what to do.
+foreground MASK.  Without a MASK or alpha the background is removed with U²-Net first, numerically as the official
+``rembg.remove`` (:mod:`facelift_models.face.background`).  It never falls back silently: no face above the
+threshold raises :class:`NoFaceError` that says what was tried and what to do (unless ``on_no_face`` asks for
+the official fallback or for skipping the photo).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import FaceLiftError, InputError, NoFaceError
+from .background import BACKGROUND_MODES
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ OUTPUT_SIZE = 512
 WHITE = (255, 255, 255)
 FACE_PROB_THRESHOLD = 0.8
 PIL_BICUBIC = 3
+PIL_LANCZOS = 1  # the official CLI's no-face fallback resizes with LANCZOS (inference.py L196-203)
+
+# What to do when no face passes the threshold.
+ON_NO_FACE = ("error", "skip", "official")
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,14 @@ class FaceCropConfig:
     face_index:       which face among those above ``prob_threshold``, largest first: 0 = largest (official).
     skip_detection:   no detection, resize the whole image to output_size² on the background (the official
                       no-crop path); the face is then not framed like the training data.
-    remove_background: run ``rembg`` (u2net, like the official code) when no mask/alpha is given; optional
-                      package, downloads its model on first use.
+    background:       where the foreground matte comes from. "auto" (default, the official preprocessing): a
+                      given mask, else the image's alpha, else U²-Net; "u2net": a given mask, else U²-Net (also
+                      on RGBA images, as the official code does); "keep": a given mask or alpha, else none (the
+                      photo's own background stays).
+    on_no_face:       "error" (default): raise :class:`NoFaceError`; "skip": :func:`crop_faces` drops that
+                      image from its batch and reports it (a single :func:`crop_face` still raises);
+                      "official": the official CLI's fallback, the background-free image resized to
+                      output_size² with LANCZOS (no face alignment).
     """
 
     face_size: float = TRAINING_SET_FACE_SIZE
@@ -51,8 +61,15 @@ class FaceCropConfig:
     prob_threshold: float = FACE_PROB_THRESHOLD
     face_index: int = 0
     skip_detection: bool = False
-    remove_background: bool = False
+    background: str = "auto"
     resample: int = PIL_BICUBIC
+    on_no_face: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.on_no_face not in ON_NO_FACE:
+            raise InputError(f"on_no_face must be one of {', '.join(ON_NO_FACE)}; got {self.on_no_face!r}.")
+        if self.background not in BACKGROUND_MODES:
+            raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}; got {self.background!r}.")
 
 
 
@@ -76,11 +93,21 @@ class CropResult:
 
 @dataclass
 class BatchCropResult:
-    """Crops of an IMAGE batch: images [B,S,S,3] uint8, masks [B,S,S] float32, one CropResult each."""
+    """Crops of an IMAGE batch: images [B,S,S,3] uint8, masks [B,S,S] float32, one CropResult each.
+
+    With ``on_no_face="skip"`` photos without a face are left out: ``indices`` are the (0-based) input
+    positions of the crops, ``skipped`` lists ``(index, message)`` for each dropped photo, and ``notes``
+    has one line per dropped photo ("photo 3: no face found, skipped", 1-based as users count)."""
 
     images: np.ndarray
     masks: np.ndarray
     results: list[CropResult]
+    indices: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        return [skipped_note(i) for i, _ in self.skipped]
 
     def as_comfy(self):
         """(IMAGE [B,S,S,3] float32 in [0,1], MASK [B,S,S] float32) torch tensors for ComfyUI."""
@@ -175,38 +202,6 @@ def composite_on_background(rgb: np.ndarray, alpha: np.ndarray, color: Sequence[
     rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     bg = Image.new("RGB", rgba.size, tuple(color)).convert("RGBA")
     return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
-
-
-# ----------------------------------------------------------------------------------------------- rembg
-def rembg_available() -> bool:
-    """Whether the optional ``rembg`` package is installed (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("rembg") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _u2net_path() -> Path:
-    home = os.environ.get("U2NET_HOME") or os.path.join(os.environ.get("XDG_DATA_HOME", "~"), ".u2net")
-    return Path(home).expanduser() / "u2net.onnx"
-
-
-def remove_background(rgb: np.ndarray) -> np.ndarray:
-    """Foreground alpha (H×W uint8) from ``rembg``'s default u2net model, as the official preprocessing."""
-    if not rembg_available():
-        raise InputError("Background removal needs the optional package rembg (`pip install rembg[cpu]` or "
-                         "`rembg[gpu]`), which is not installed. Alternatively connect a MASK from any matting / "
-                         "background-removal node, or turn background removal off.")
-    model = _u2net_path()
-    if not model.exists():
-        log.warning("rembg will now download its u2net model (about 176 MB) to %s (first use only).", model)
-    from PIL import Image
-    from rembg import remove  # optional dependency
-
-    out = np.asarray(remove(Image.fromarray(rgb)))
-    if out.ndim == 3 and out.shape[2] == 4:
-        return np.ascontiguousarray(out[:, :, 3])
-    return np.full(rgb.shape[:2], 255, np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------- detection
@@ -337,8 +332,19 @@ def resize_without_crop(rgb: np.ndarray, alpha: np.ndarray | None, config: FaceC
                       scale=S / W, info=info)
 
 
+def official_no_face_fallback(rgb: np.ndarray, alpha: np.ndarray | None, config: FaceCropConfig = FaceCropConfig(),
+                              mask: np.ndarray | None = None) -> CropResult:
+    """The official CLI's fallback when preprocessing finds no face (spec §4 step 7): the background-free image
+    resized to output_size² with LANCZOS, no alignment.  The official CLI leaves that image RGBA; ComfyUI
+    images are RGB, so it is composited on the background colour like every other crop (the mask output keeps
+    the alpha).  Without a matte (background kept) the image itself is resized, as the CLI does when rembg fails."""
+    res = resize_without_crop(rgb, alpha, replace(config, resample=PIL_LANCZOS), mask)
+    res.info["mode"] = "official_fallback"
+    return res
+
+
 # ----------------------------------------------------------------------------------------------- public API
-def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropConfig | None = None,
+def crop_face(image: Any, mask: Any = None, *, detector=None, remover=None, config: FaceCropConfig | None = None,
               **overrides: Any) -> CropResult:
     """Frame one face like FaceLift's training data.
 
@@ -347,12 +353,15 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     mask:     optional foreground mask (1 = subject) of the image's size; overrides the alpha channel.  Note:
               ComfyUI's LoadImage MASK is 1 - alpha (1 = transparent): invert it before passing it here.
     detector: an :class:`mtcnn.MTCNN`; default: :func:`default_detector` (CPU).
+    remover:  a :class:`face.background.U2Net` for ``background`` "auto"/"u2net"; default: the U²-Net of
+              ``$FACELIFT_MODELS_DIR`` (:func:`face.background.default_remover`), loaded only when needed.
     config / overrides: :class:`FaceCropConfig` (e.g. ``prob_threshold=0.5``, ``face_index=1``,
-              ``skip_detection=True``, ``remove_background=True``).
+              ``skip_detection=True``, ``background="keep"``, ``on_no_face="official"``).
 
-    The background (where the mask is 0) is composited on white before detection, as the official flow does
-    after rembg.  Raises :class:`NoFaceError` when no face passes the threshold, :class:`InputError` for
-    unusable inputs.
+    The background (where the matte is 0) is composited on white before detection, as the official flow does
+    after rembg; ``info["background_from"]`` says which matte was used (mask, alpha, u2net or None).  Raises
+    :class:`NoFaceError` when no face passes the threshold (``on_no_face`` "error"/"skip"), :class:`InputError`
+    for unusable inputs, :class:`WeightsError` when U²-Net is needed but its file is missing.
     """
     cfg = replace(config or FaceCropConfig(), **overrides) if overrides else (config or FaceCropConfig())
     rgb, alpha = to_rgb_uint8(image)
@@ -362,11 +371,16 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     if mask is not None:
         fmask = to_mask(mask, hw)
         alpha, source = np.rint(fmask * 255.0).astype(np.uint8), "mask"
-    elif alpha is not None and not (alpha == 255).all():
+    elif cfg.background != "u2net" and alpha is not None and not (alpha == 255).all():
         fmask, source = alpha.astype(np.float32) / 255.0, "alpha"
-    elif cfg.remove_background:
-        alpha = remove_background(rgb)
-        fmask, source = alpha.astype(np.float32) / 255.0, "rembg"
+    elif cfg.background in ("auto", "u2net"):
+        if remover is None:
+            from .background import default_remover
+
+            remover = default_remover()
+        # The official cutout: colours and alpha scaled by the matte (see face.background.cutout).
+        rgb, alpha = remover.remove(rgb if alpha is None else np.dstack([rgb, alpha]))
+        fmask, source = alpha.astype(np.float32) / 255.0, "u2net"
     else:
         alpha = None
 
@@ -384,7 +398,13 @@ def crop_face(image: Any, mask: Any = None, *, detector=None, config: FaceCropCo
     probs = det.probs.tolist()
     idx = select_face(boxes, probs, cfg.prob_threshold, cfg.face_index)
     if idx is None:
-        raise NoFaceError(_no_face_message(hw, boxes, probs, cfg, det_cfg))
+        message = _no_face_message(hw, boxes, probs, cfg, det_cfg)
+        if cfg.on_no_face != "official":
+            raise NoFaceError(message)
+        res = official_no_face_fallback(rgb, alpha, cfg, fmask)
+        res.info.update({"background_from": source, "no_face": message,
+                         "detections": [{"box": tuple(b), "prob": p} for b, p in zip(boxes, probs)]})
+        return res
     res = crop_with_box(on_bg, boxes[idx], cfg, fmask)
     res.prob = probs[idx]
     res.info.update({
@@ -410,14 +430,20 @@ def _batch_items(x: Any) -> list:
     return [a]
 
 
-def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCropConfig | None = None,
+def skipped_note(index: int) -> str:
+    """The line reported for a photo dropped by ``on_no_face="skip"`` (``index`` 0-based; shown 1-based)."""
+    return f"photo {index + 1}: no face found, skipped"
+
+
+def crop_faces(images: Any, masks: Any = None, *, detector=None, remover=None, config: FaceCropConfig | None = None,
                progress: Callable[[int, int], None] | None = None, **overrides: Any) -> BatchCropResult:
     """:func:`crop_face` for every image of a batch ([B,H,W,C] tensor/array, e.g. a ComfyUI IMAGE, or a list).
 
     masks: None, one mask for all ([H,W]), or one per image ([B,H,W] or a list).  If any image fails, raises
     one error naming every failing batch index and why (NoFaceError if all failures are "no face"; a batch of one
-    image raises that image's own error); no partial batch is returned.  ``progress(done, total)`` is called
-    after each image (it may raise to cancel)."""
+    image raises that image's own error); no partial batch is returned.  With ``on_no_face="skip"`` a photo
+    without a face is dropped instead and reported in ``skipped``/``notes``; if every photo is dropped,
+    :class:`NoFaceError` says so.  ``progress(done, total)`` is called after each image (it may raise to cancel)."""
     items = _batch_items(images)
     if not items:
         raise InputError("The image batch is empty.")
@@ -431,14 +457,24 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
         mlist = mlist * len(items)
     if mlist is not None and len(mlist) != len(items):
         raise InputError(f"{len(mlist)} masks for {len(items)} images; give one mask, or one per image.")
-    if detector is None and not overrides.get("skip_detection", (config or FaceCropConfig()).skip_detection):
+    cfg = replace(config or FaceCropConfig(), **overrides) if overrides else (config or FaceCropConfig())
+    n = len(items)
+    if detector is None and not cfg.skip_detection:
         detector = default_detector()  # once for the whole batch
     results: list[CropResult | None] = []
     failures: list[tuple[int, FaceLiftError]] = []
+    skipped: list[tuple[int, str]] = []
     for i, img in enumerate(items):
         try:
-            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, config=config,
-                                     **overrides))
+            results.append(crop_face(img, None if mlist is None else mlist[i], detector=detector, remover=remover,
+                                     config=cfg))
+        except NoFaceError as e:
+            if cfg.on_no_face == "skip":
+                skipped.append((i, str(e)))
+                log.warning("%s (%s)", skipped_note(i), e)
+            else:
+                failures.append((i, e))
+            results.append(None)
         except FaceLiftError as e:
             failures.append((i, e))
             results.append(None)
@@ -447,10 +483,14 @@ def crop_faces(images: Any, masks: Any = None, *, detector=None, config: FaceCro
     if len(items) == 1 and failures:
         raise failures[0][1]
     if failures:
-        n = len(items)
         lines = "; ".join(f"image {i} (0-based) of the batch of {n}: {e}" for i, e in failures)
         cls = NoFaceError if all(isinstance(e, NoFaceError) for _, e in failures) else InputError
         raise cls(f"Face crop failed for {len(failures)} of {n} images. {lines}")
-    done = [r for r in results if r is not None]
+    if len(skipped) == n:
+        first = skipped[0][1]
+        raise NoFaceError(f"No face was found in any of the {n} photo{'s' if n != 1 else ''} (on_no_face = skip "
+                          f"dropped them all), so there is nothing to pass on. First photo: {first}")
+    kept = [(i, r) for i, r in enumerate(results) if r is not None]
+    done = [r for _, r in kept]
     return BatchCropResult(images=np.stack([r.image for r in done]), masks=np.stack([r.mask for r in done]),
-                           results=done)
+                           results=done, indices=[i for i, _ in kept], skipped=skipped)

@@ -113,7 +113,8 @@ def run(fixture: Fixture, report: Report) -> None:
         raise ParityError(f"{fixture.path}: face_crop sidecar has no cases.")
     per_case: dict[str, dict] = (fixture.check or {}).get("per_case") or {}
     det_cfg = mtcnn_config_from_sidecar(meta.get("mtcnn") or {})
-    crop_cfg = crop_config_from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"))
+    # The fixtures' inputs are what the official crop_face receives (after rembg): no background removal here.
+    crop_cfg = crop_config_from_sidecar(meta.get("crop_constants") or {}, meta.get("resampling"), background="keep")
 
     wdir = resolve_weights_dir(fixture)
     expected_sha = {Path(k).name: v for k, v in (meta.get("weights_sha256") or {}).items()}

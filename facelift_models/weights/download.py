@@ -11,6 +11,10 @@ nothing unverified ever sits at a final path.
 huggingface_hub was imported (huggingface_hub freezes ``HF_ENDPOINT``/``HF_HUB_OFFLINE`` at import time, so they are
 passed on explicitly).
 
+Single files with their own release URL (``store.RELEASE``: U²-Net's ``u2net.onnx`` from rembg's GitHub release,
+Apache-2.0) take the same path with a plain HTTP client: staged as ``<models>/.facelift-download/<path>.incomplete``,
+resumed with ``Range: bytes=N-``, size and SHA-256 checked, then ``os.replace``-d into place.
+
 CLI: ``python -m facelift_models.download --models-dir DIR --accept-license [--components sampling reconstruction]``
 """
 
@@ -28,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from ..config import ENV_MODELS_DIR, ENV_U2NET_URL
 from ..errors import WeightsError
-from ..config import ENV_MODELS_DIR
-from .store import (FACE_CROP, HF, LICENCE_NAME, LICENCE_SHORT, RECONSTRUCTION, REPO_ID, REPO_URL, REVISION, SAMPLING,
-                    VIEW_EMBEDDINGS, ModelStore, WeightFile, download_command, human_size,
+from .store import (BACKGROUND, FACE_CROP, HF, LICENCE_NAME, LICENCE_SHORT, RECONSTRUCTION, RELEASE, REPO_ID, REPO_URL,
+                    REVISION, SAMPLING, VIEW_EMBEDDINGS, ModelStore, WeightFile, download_command, human_size,
                     resolve_models_dir, sha256_of)
 
 log = logging.getLogger("facelift.download")
@@ -39,8 +43,8 @@ log = logging.getLogger("facelift.download")
 Progress = Callable[[int, int, str], None]
 """progress(done_bytes, total_bytes, filename): totals over the whole download; may raise Interrupted to stop."""
 
-DEFAULT_COMPONENTS = (SAMPLING, RECONSTRUCTION, FACE_CROP)
-DOWNLOADABLE = (SAMPLING, RECONSTRUCTION, FACE_CROP, VIEW_EMBEDDINGS)
+DEFAULT_COMPONENTS = (SAMPLING, RECONSTRUCTION, FACE_CROP, BACKGROUND)
+DOWNLOADABLE = (SAMPLING, RECONSTRUCTION, FACE_CROP, BACKGROUND, VIEW_EMBEDDINGS)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 LICENCE_REFUSAL = (
@@ -83,7 +87,8 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
     """Bring the official files needed for ``components`` into the models folder and verify them.
 
     ``components``: any of "sampling", "reconstruction", "face_crop" (the MIT MTCNN weights, from the facenet-pytorch
-    wheel on PyPI through :mod:`facelift_models.face.mtcnn`) and "view_embeddings" (to force the text encoder). The text
+    wheel on PyPI through :mod:`facelift_models.face.mtcnn`), "background" (U²-Net, Apache-2.0, from rembg's
+    release) and "view_embeddings" (to force the text encoder). The text
     encoder + tokenizer are fetched only while the cached view embeddings are missing; the 3.7 GB GS-LRM checkpoint
     only while no converted GS-LRM file exists.  Raises :class:`WeightsError` with what failed and what to do.
     """
@@ -100,17 +105,20 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
     token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
     result = DownloadResult(store.root)
 
-    todo = store.files_to_fetch([c for c in comps if c != FACE_CROP])
+    todo = store.files_to_fetch([c for c in comps if c not in (FACE_CROP, BACKGROUND)])
     if todo and not store.find("licence"):
         todo.insert(0, store.entry("licence"))
     result.skipped = [f.repo_path for f in store.files if f.source == HF and store.find(f.file_id)
                       and f.purpose in {*comps, "licence"}]
     want_mtcnn = FACE_CROP in comps and not store.is_ready(FACE_CROP)
-    if not todo and not want_mtcnn:
+    releases = release_files_to_fetch(store, comps)
+    if not todo and not want_mtcnn and not releases:
         log.info("FaceLift weights for %s are already in %s; nothing to download.", ", ".join(comps), store.root)
         return result
     if not todo:
-        _fetch_mtcnn(store, result)
+        if want_mtcnn:
+            _fetch_mtcnn(store, result)
+        _fetch_releases(store, releases, result, progress)
         return result
     if _offline_requested():
         raise WeightsError(_offline_message(store, todo, endpoint, "HF_HUB_OFFLINE is set, so no download is made",
@@ -148,7 +156,98 @@ def download_weights(models_dir: str | os.PathLike | ModelStore | None = None,
     log.info("Downloaded %d file(s), %s.", len(result.fetched), human_size(result.bytes_downloaded))
     if want_mtcnn:
         _fetch_mtcnn(store, result)
+    _fetch_releases(store, releases, result, progress)
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def release_files_to_fetch(store: ModelStore, comps: Iterable[str]) -> list[WeightFile]:
+    """Missing (or wrongly sized) single-URL files of the requested components."""
+    return [s.file for _, bad in store.missing([c for c in comps if c == BACKGROUND]) for s in bad
+            if s.file.source == RELEASE]
+
+
+def release_url(f: WeightFile) -> str:
+    """The file's pinned release URL, or a mirror named by ``$FACELIFT_U2NET_URL`` (same size/SHA-256 checked)."""
+    return (os.environ.get(ENV_U2NET_URL) if f.file_id == "u2net" else None) or f.url or ""
+
+
+def _fetch_releases(store: ModelStore, files: list[WeightFile], result: DownloadResult,
+                    progress: Progress | None) -> None:
+    for f in files:
+        url = release_url(f)
+        log.warning("Downloading %s (%s, %s) from %s into %s", f.local_path, f.licence, human_size(f.size), url,
+                    store.path(f.file_id).parent)
+        if _offline_requested():
+            raise WeightsError(_release_failure(store, f, url, "HF_HUB_OFFLINE is set, so no download is made"))
+        staged = store.staging_dir.joinpath(*f.local_path.split("/"))
+        part = staged.with_name(staged.name + ".incomplete")
+        try:
+            _http_resume(url, part, f, progress)
+        except WeightsError:
+            raise
+        except Exception as exc:  # network, HTTP, disk: say what to do
+            if part.is_file() and part.stat().st_size == 0:
+                part.unlink()
+            raise WeightsError(_release_failure(store, f, url, _short_reason(exc))) from exc
+        _verify_release(store, f, part, url)
+        result.fetched.append(f.local_path)
+        result.bytes_downloaded += int(f.size or 0)
+    if files:
+        _cleanup_staging(store.staging_dir)
+
+
+def _http_resume(url: str, part: Path, f: WeightFile, progress: Progress | None, chunk: int = 1 << 20) -> None:
+    """Stream ``url`` into ``part``, continuing an earlier partial file with an HTTP Range request."""
+    import urllib.request
+
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.is_file() else 0
+    if f.size is not None and have > f.size:
+        part.unlink()
+        have = 0
+    if f.size is not None and have == f.size:
+        return
+    req = urllib.request.Request(url, headers={"User-Agent": "facelift-comfy", **({"Range": f"bytes={have}-"}
+                                                                                   if have else {})})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        if have and resp.status != 206:  # the server ignored the range: start over
+            have = 0
+        total = f.size or (have + int(resp.headers.get("Content-Length") or 0))
+        with open(part, "ab" if have else "wb") as out:
+            done = have
+            while block := resp.read(chunk):
+                out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total, f.local_path)
+
+
+def _verify_release(store: ModelStore, f: WeightFile, part: Path, url: str) -> None:
+    size = part.stat().st_size
+    problem = None
+    if f.size is not None and size != f.size:
+        problem = f"it has {size:,} bytes instead of {f.size:,}"
+    elif f.sha256 is not None and (digest := sha256_of(part)) != f.sha256:
+        problem = f"its SHA-256 is {digest} instead of {f.sha256}"
+    final = store.path(f.file_id)
+    if problem:
+        if f.size is None or size >= f.size:  # complete but wrong: never resume from it
+            part.unlink(missing_ok=True)
+        raise WeightsError(
+            f"The downloaded file {f.local_path} from {url} is {'incomplete' if f.size and size < f.size else 'corrupt'}"
+            f": {problem}. Nothing was written to {final.parent}. Run the download again (an incomplete file "
+            f"resumes); if this repeats, download {f.url} by hand into {final.parent}.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, final)
+
+
+def _release_failure(store: ModelStore, f: WeightFile, url: str, why: str) -> str:
+    folder = store.path(f.file_id).parent
+    return (f"Could not download {f.local_path} ({f.licence}): {why}. Run the same command again when the connection "
+            f"is back (a partial file resumes where it stopped), or download {f.url} by hand into {folder}/ "
+            f"(size {f.size:,} bytes, SHA-256 {f.sha256}); then check with `python -m facelift_models.doctor "
+            f"--models-dir {store.root}`.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -368,8 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"folder. {LICENCE_SHORT}")
     ap.add_argument("--models-dir", help=f"models folder (default: ${ENV_MODELS_DIR} or ComfyUI/models/facelift)")
     ap.add_argument("--components", nargs="+", choices=DOWNLOADABLE, default=list(DEFAULT_COMPONENTS),
-                    help="what to fetch (default: sampling reconstruction face_crop; face_crop = the MIT MTCNN "
-                         "weights from the facenet-pytorch wheel on PyPI)")
+                    help="what to fetch (default: sampling reconstruction face_crop background; face_crop = the "
+                         "MIT MTCNN weights from the facenet-pytorch wheel on PyPI; background = U²-Net "
+                         "u2net.onnx, Apache-2.0, from rembg's GitHub release)")
     ap.add_argument("--accept-license", action="store_true",
                     help=f"agree to the {LICENCE_NAME} (non-commercial research only); required")
     ap.add_argument("--endpoint", help="Hub endpoint or mirror (default: $HF_ENDPOINT or https://huggingface.co)")
@@ -385,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if FACE_CROP in args.components and not store.is_ready(FACE_CROP):
                 print("mtcnn/{pnet,rnet,onet}.pt\t~2 MB (facenet-pytorch 2.6.0 wheel, MIT)\t-> "
                       f"{store.path('mtcnn.pnet').parent}")
+            for f in release_files_to_fetch(store, args.components):
+                print(f"{f.local_path}\t{human_size(f.size)} ({f.licence}, {release_url(f)})\t-> "
+                      f"{store.path(f.file_id).parent}")
             print(f"{len(todo)} file(s) from {REPO_URL} to download into {store.root}")
             return 0
         download_weights(store, args.components, accept_license=args.accept_license, progress=_PrintProgress(),

@@ -10,6 +10,7 @@ file for file, so a manual download of the repository drops in unchanged::
       gslrm/ckpt_0000000000021125.pt            official GS-LRM training checkpoint (3.7 GB)
       gslrm/gslrm_inference_fp16.safetensors    our inference-only conversion (or ..._fp32)
       mtcnn/{pnet,rnet,onet}.pt                 face detector weights from facenet-pytorch 2.6.0 (MIT)
+      u2net/u2net.onnx                          U²-Net background removal, rembg's release file (Apache-2.0)
       .facelift-download/                       partial downloads (resumable); removed when everything is in
 
 This module only looks at files: no network, no torch, no ComfyUI.  The node layer passes ComfyUI's folder list
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..config import ENV_MODELS_DIR, ENV_SKIP_SIZE_CHECK, GSLRM_CHECKPOINT, MV_DIR
+from ..config import ENV_MODELS_DIR, ENV_SKIP_SIZE_CHECK, GSLRM_CHECKPOINT, MV_DIR, U2NET_FILE
 from ..config import models_search_order
 from ..errors import WeightsError
 
@@ -41,6 +42,14 @@ LICENCE_SHORT = (
     "licence. They are not covered by this node pack's code licence."
 )
 MTCNN_LICENCE = "MIT (facenet-pytorch 2.6.0)"
+U2NET_LICENCE = "Apache-2.0 (U²-Net, Qin et al. 2020; rembg's ONNX release)"
+# rembg's own release of U²-Net as ONNX, the file the official preprocessing runs through ``rembg.remove``.
+# rembg pins it by MD5 (60024c5c889badc19c04ad937298a77b, rembg/sessions/u2net.py); size and SHA-256 as published
+# with that release file by several independent projects' pinned manifests (all agree).
+U2NET_URL = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net.onnx"
+U2NET_SIZE = 175_997_641
+U2NET_SHA256 = "8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491"
+U2NET_MD5 = "60024c5c889badc19c04ad937298a77b"
 
 STAGING_DIRNAME = ".facelift-download"  # huggingface_hub's local_dir while a file is in flight
 
@@ -49,15 +58,17 @@ STAGING_DIRNAME = ".facelift-download"  # huggingface_hub's local_dir while a fi
 SAMPLING = "sampling"  # multi-view diffusion: unet, vae, CLIP image encoder, normaliser, schedulers, configs
 RECONSTRUCTION = "reconstruction"  # GS-LRM
 FACE_CROP = "face_crop"  # MTCNN face detector
+BACKGROUND = "background"  # U²-Net background removal before the face crop (official preprocessing step 1)
 VIEW_EMBEDDINGS = "view_embeddings"  # text encoder + tokenizer: only to compute the cached view embeddings once
 TRAINING = "training"  # never fetched
 LICENCE = "licence"  # the LICENSE file that must travel with the weights
-INFERENCE = (SAMPLING, RECONSTRUCTION, FACE_CROP)
+INFERENCE = (SAMPLING, RECONSTRUCTION, FACE_CROP, BACKGROUND)
 
 PURPOSE_TEXT = {
     SAMPLING: "multi-view diffusion (sampling)",
     RECONSTRUCTION: "3D reconstruction (GS-LRM)",
     FACE_CROP: "face detection / crop (MTCNN)",
+    BACKGROUND: "background removal before the face crop (U²-Net)",
     VIEW_EMBEDDINGS: "computing the cached view embeddings (once)",
     TRAINING: "training only",
     LICENCE: "licence text",
@@ -75,6 +86,7 @@ MTCNN_SHA256 = {
 }
 DERIVED = "derived"  # written by this pack (conversion, cached embeddings)
 GITHUB = "github"  # optional file from the official GitHub repository, placed by the user
+RELEASE = "release"  # a single file fetched from its pinned release URL (WeightFile.url)
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ class WeightFile:
     sha256: str | None = None
     licence: str = LICENCE_NAME
     note: str = ""
+    url: str | None = None  # source RELEASE: where the file is downloaded from
 
 
 def _hf(file_id: str, path: str, purpose: str, size: int | None = None, sha256: str | None = None,
@@ -156,6 +169,9 @@ REGISTRY: tuple[WeightFile, ...] = (
                sha256=MTCNN_SHA256["rnet.pt"]),
     WeightFile("mtcnn.onet", "mtcnn/onet.pt", FACE_CROP, MTCNN, licence=MTCNN_LICENCE,
                sha256=MTCNN_SHA256["onet.pt"]),
+    # --- U²-Net background removal (rembg's release, Apache-2.0) ---------------------------------------------
+    WeightFile("u2net", U2NET_FILE, BACKGROUND, RELEASE, size=U2NET_SIZE, sha256=U2NET_SHA256,
+               licence=U2NET_LICENCE, url=U2NET_URL, note=f"rembg's u2net model (its MD5 {U2NET_MD5})"),
 )
 
 
@@ -199,6 +215,7 @@ REQUIREMENTS: dict[str, tuple[Requirement, ...]] = {
                         "checkpoint may be deleted)."),
     ),
     FACE_CROP: (Requirement(FACE_CROP, (_ids(FACE_CROP),)),),
+    BACKGROUND: (Requirement(BACKGROUND, (_ids(BACKGROUND),)),),
     VIEW_EMBEDDINGS: (Requirement(VIEW_EMBEDDINGS, (_ids(VIEW_EMBEDDINGS),)),),
 }
 
@@ -282,7 +299,7 @@ def download_command(root: Path, components: Iterable[str] | None = None) -> str
     """The exact shell command that fetches the missing official files into ``root``."""
     cmd = ["python", "-m", "facelift_models.download",
            "--models-dir", str(root)]
-    comps = [c for c in (components or []) if c in (SAMPLING, RECONSTRUCTION, FACE_CROP, VIEW_EMBEDDINGS)]
+    comps = [c for c in (components or []) if c in (SAMPLING, RECONSTRUCTION, FACE_CROP, BACKGROUND, VIEW_EMBEDDINGS)]
     if comps:
         cmd += ["--components", *comps]
     cmd.append("--accept-license")
@@ -394,6 +411,7 @@ class ModelStore:
                  f"(needed for: {', '.join(PURPOSE_TEXT.get(c, c) for c in comps)})."]
         hf_missing = False
         mtcnn_missing = False
+        release_missing: list[WeightFile] = []
         derived_notes = []
         for req, bad in gaps:
             for st in bad:
@@ -406,6 +424,8 @@ class ModelStore:
                              f"it goes in the folder {st.path.parent}")
                 hf_missing |= f.source == HF
                 mtcnn_missing |= f.source == MTCNN
+                if f.source == RELEASE:
+                    release_missing.append(f)
             if req.how:
                 derived_notes.append(req.how.replace("{root}", shlex.quote(str(self.root))))
         needed = list(dict.fromkeys(req.component for req, _ in gaps))
@@ -426,6 +446,13 @@ class ModelStore:
                 f"facenet-pytorch 2.6.0 wheel from PyPI; {how} `{mtcnn_command(self.root)}`, or copy "
                 f"facenet_pytorch/data/{{pnet,rnet,onet}}.pt from an installed facenet-pytorch into "
                 f"{self.root / 'mtcnn'}.")
+        for f in release_missing:
+            how = ("the command above fetches it too" if hf_missing or mtcnn_missing
+                   else f"fetch it with:\n    {fetch}\n(the same opt-in download as the other weights)")
+            lines.append(
+                f"{f.local_path} ({f.licence}, {human_size(f.size)}) is the background-removal model of the "
+                f"official preprocessing; {how}, or download {f.url} by hand into {self.path(f.file_id).parent} "
+                f"(SHA-256 {f.sha256}). To run without it, set the Face Crop's background to 'keep' or connect a MASK.")
         lines += derived_notes
         return "\n".join(lines)
 
