@@ -14,7 +14,7 @@ from PIL import Image
 from facelift_models import chunking
 from facelift_models.batch import runner
 from facelift_models.batch.photos import list_photos, load_photo_batch
-from facelift_models.batch.pipeline import PipelineOptions, mesh_available
+from facelift_models.batch.pipeline import PipelineOptions
 from facelift_models.errors import InputError
 
 
@@ -70,15 +70,6 @@ def test_options_are_checked():
         PipelineOptions(turntable_frames=4, turntable_size=33).validate()
 
 
-def test_mesh_option_without_the_mesh_exporter_is_refused_at_once(monkeypatch):
-    from facelift_models.batch import pipeline
-
-    monkeypatch.setattr(pipeline.importlib.util, "find_spec", lambda name: None)
-    assert not pipeline.mesh_available()
-    with pytest.raises(InputError, match="facelift_models.mesh"):
-        PipelineOptions(mesh=True).validate()
-
-
 def test_ray_missing_gives_install_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match=r'pip install "ray\[data\]"'):
@@ -123,15 +114,13 @@ def test_local_run_records_each_photo_once(tmp_path):
     models = write_tiny_models(tmp_path / "models", mv=True, gslrm=True)
     photos = write_photo_folder(tmp_path / "photos", faces=1)
     out = tmp_path / "out"
-    mesh = mesh_available()  # the mesh output is wired when the mesh exporter (issue 14) is part of the pack
-    opts = PipelineOptions(steps=1, turntable_frames=2, turntable_size=32, formats=("ply", "splat"), mesh=mesh)
+    opts = PipelineOptions(steps=1, turntable_frames=2, turntable_size=32, formats=("ply", "splat"), mesh=True)
     s = runner.run_local(tmp_path / "photos", out, models, opts, say=lambda m: None)
     assert (s.total, s.ok, s.failed) == (3, 1, 2)
     recs = {r["photo"]: r for r in runner.Manifest(out).records()}
     face = recs[photos["faces"][0]]
-    assert set(face["outputs"]) == {"ply", "splat", "mp4"} | ({"mesh"} if mesh else set())
-    if mesh:
-        assert open(face["outputs"]["mesh"], "rb").read(4) == b"glTF"
+    assert set(face["outputs"]) == {"ply", "splat", "mp4", "mesh"}
+    assert open(face["outputs"]["mesh"], "rb").read(4) == b"glTF"
     assert open(face["outputs"]["mp4"], "rb").read()[4:8] == b"ftyp"
     assert recs["cat.png"]["error_type"] == "NoFaceError" and recs["corrupt.jpg"]["error_type"] == "InputError"
     again = runner.run_local(tmp_path / "photos", out, models, opts, say=lambda m: None)

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--turntable", type=int, default=0, metavar="FRAMES",
                    help="also write an MP4 turntable with this many frames (official 150; default 0 = none)")
     p.add_argument("--turntable-size", type=int, default=512)
-    p.add_argument("--mesh", action="store_true", help="also write a GLB mesh (needs facelift_models.mesh)")
+    p.add_argument("--mesh", action="store_true", help="also write a vertex-coloured GLB mesh of the head")
     return ap
 
 

@@ -13,8 +13,6 @@ Every output file is written atomically (temporary file + rename): a crash or a 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,6 @@ from ..errors import InputError, WeightsError
 GAUSSIAN_FORMATS = {"ply": ("official_ply", ".ply"), "ply_3dgs": ("ply", ".3dgs.ply"),
                     "splat": ("splat", ".splat"), "spz": ("spz", ".spz")}
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-MESH_MODULE = "facelift_models.mesh"  # issue 14; the mesh output is wired only when this module exists
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class PipelineOptions:
                 "error" | "official", ``background`` "auto" | "u2net" | "keep", ...); defaults as Face Crop's. "skip" makes no sense for one photo: a batch runner records the failure.
     formats:    Gaussian files to write, keys of :data:`GAUSSIAN_FORMATS`.
     turntable_frames: 0 = no video; else an MP4 turntable of that many frames at ``turntable_size`` px.
-    mesh:       also write a mesh (needs :mod:`facelift_models.mesh`, see :func:`mesh_available`).
+    mesh:       also write a vertex-coloured GLB mesh (:mod:`facelift_models.mesh`, the Gaussians to Mesh node's defaults).
     """
 
     steps: int = 50
@@ -67,8 +64,6 @@ class PipelineOptions:
                              "batch runner records the photo as failed and goes on) or 'official'.")
         if self.turntable_frames < 0 or (self.turntable_frames and self.turntable_size % 2):
             raise InputError("turntable frames must be >= 0 and the turntable size even (H.264).")
-        if self.mesh and not mesh_available():
-            raise InputError(mesh_missing_message())
 
     def crop_config(self):
         from ..face.crop import FaceCropConfig
@@ -81,22 +76,6 @@ class PipelineOptions:
     @property
     def background(self) -> str:
         return self.crop_config().background
-
-
-MESH_WRITER_MODULE = "facelift_models.formats.mesh"  # its GLB/OBJ/PLY writers
-
-
-def mesh_available() -> bool:
-    """Whether this installation has the mesh exporter (:mod:`facelift_models.mesh` and its writers, issue 14)."""
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in (MESH_MODULE, MESH_WRITER_MODULE))
-    except (ImportError, ValueError):
-        return False
-
-
-def mesh_missing_message() -> str:
-    return (f"Mesh output needs the modules {MESH_MODULE} and {MESH_WRITER_MODULE}, which this version of the "
-            "pack does not have. Leave the mesh option off (the PLY has the full head), or update the pack.")
 
 
 @dataclass
@@ -263,11 +242,10 @@ def write_turntable(g, path: Path, options: PipelineOptions, device: torch.devic
 
 def write_mesh(g, path: Path) -> Path:
     """The head as a vertex-coloured GLB mesh with the mesh exporter's defaults (the Gaussians to Mesh node's)."""
-    if not mesh_available():
-        raise InputError(mesh_missing_message())
-    mesh = importlib.import_module(MESH_MODULE)
-    writer = importlib.import_module(MESH_WRITER_MODULE)
-    return writer.write_mesh(mesh.gaussians_to_mesh(g), path, "glb")
+    from ..formats.mesh import write_mesh as write_mesh_file
+    from ..mesh import gaussians_to_mesh
+
+    return write_mesh_file(gaussians_to_mesh(g), path, "glb")
 
 
 def photo_to_files(models: PipelineModels, photo: str | Path, out_dir: str | Path, stem: str,
