@@ -15,6 +15,8 @@
 #                         placeholder `comfyui_frontend_package` (see below)
 #   site-gsplat.tar.xz    gsplat 1.5.3 (CUDA rasterizer; compiles its kernels on first use with the machine's nvcc)
 #   site-tests.tar.xz     gsply (the .spz tests)
+#   site-mesh.tar.xz      trimesh + fast-simplification (the mesh nodes, workflow and tests; the photo workflow and the
+#                         benchmark do not need them: the mesh modules import them only when a mesh is made)
 #   site-pydantic.tar.xz  pydantic + pydantic-settings (ComfyUI reads custom nodes' pyproject.toml with them;
 #                         without them it logs a warning and goes on)
 #   site-db.tar.xz        SQLAlchemy + alembic (ComfyUI's optional asset database; without them: a warning)
@@ -55,10 +57,11 @@ declare -A GROUPS_PKGS=(
   [core]="diffusers==0.36.0 av==18.1.0 torchsde==0.2.6 trampoline==0.1.2 plyfile==1.1.5 websocket-client==1.9.2"
   [gsplat]="gsplat==1.5.3"
   [tests]="gsply==0.4.6"
+  [mesh]="trimesh==5.2.0 fast-simplification==0.2.0"
   [pydantic]="pydantic==2.14.4 pydantic_core==2.50.5 typing-inspection==0.4.5 annotated-types==0.8.0 pydantic-settings==2.16.3 python-dotenv==1.2.4"
   [db]="SQLAlchemy==2.1.9 greenlet==3.5.6 alembic==1.20.1 Mako==1.4.3"
 )
-ORDER=(core gsplat tests pydantic db)
+ORDER=(core gsplat tests mesh pydantic db)
 
 build_group() {  # $1 = group: pip-install its wheels into a folder for the device's Python, then tar.xz it
   local g=$1 out=$B/site-$1.tar.xz dir=$C/build/site-$1
