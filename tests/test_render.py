@@ -297,6 +297,27 @@ def test_progress_callback_and_interrupt():
         render(g, cams, backend="torch", progress=stop, cameras_per_call=1)
 
 
+def test_cameras_per_call_bounds_each_backend_call_without_progress(monkeypatch):
+    import facelift_models.render as R
+
+    g = _scene(100)
+    cams = turntable(5, width=16)
+    calls = []
+    real = R._run_backend
+
+    def spy(name, allow_fallback, scene, viewmats, Ks, settings):
+        calls.append(viewmats.shape[0])
+        return real(name, allow_fallback, scene, viewmats, Ks, settings)
+
+    monkeypatch.setattr(R, "_run_backend", spy)
+    out = render(g, cams, backend="torch", cameras_per_call=2)  # memory-bounded, e.g. the batch runner's turntable
+    assert calls == [2, 2, 1]
+    calls.clear()
+    ref = render(g, cams, backend="torch")  # no bound asked for: one call
+    assert calls == [5]
+    assert torch.equal(out.rgb, ref.rgb)
+
+
 def test_torch_backend_pair_budget_bands_give_the_same_image():
     from facelift_models.render import prepare_scene
     from facelift_models.render import reference as ref_backend

@@ -156,13 +156,14 @@ def render(gaussians: Gaussians, cameras, width: int | None = None, height: int 
            background: Union[Sequence[float], torch.Tensor] = (1.0, 1.0, 1.0), backend: str = "auto",
            return_depth: bool = False, near_plane: float = 0.2, far_plane: float = 1e10, eps2d: float = 0.3,
            on_nonfinite: str = "drop", progress: Callable[[int, int], None] | None = None,
-           cameras_per_call: int = 8) -> RenderOutput:
+           cameras_per_call: int | None = None) -> RenderOutput:
     """Render ``gaussians`` from every camera.
 
     ``cameras``: a ``facelift_models.cameras.Cameras`` (``width``/``height``, if given, resize it) or a
     ``(viewmats [C,4,4] world-to-camera OpenCV, Ks [C,3,3] pixel intrinsics)`` pair with explicit
     ``width``/``height``. Runs on the Gaussians' device; returns tensors on that device.
-    ``progress(done, total)``, when given, is called after every ``cameras_per_call`` cameras (a node's
+    ``cameras_per_call`` bounds how many cameras one backend call renders (memory; default: all of them, or 8 when
+    ``progress`` is given). ``progress(done, total)``, when given, is called after every such call (a node's
     progress bar; it may raise ``Interrupted`` to stop a long turntable between frames).
     """
     if backend not in ("auto",) + BACKENDS:
@@ -190,7 +191,9 @@ def render(gaussians: Gaussians, cameras, width: int | None = None, height: int 
         depth_sum = torch.zeros(C, H, W, device=device) if return_depth else None
         name = "none"
     else:
-        step = C if progress is None else max(1, int(cameras_per_call))
+        if cameras_per_call is None:
+            cameras_per_call = C if progress is None else 8
+        step = max(1, int(cameras_per_call))
         parts = []
         for c0 in range(0, C, step):
             part = _run_backend(name, backend == "auto", scene, viewmats[c0:c0 + step], Ks[c0:c0 + step], settings)
