@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .pipeline import PHOTO_SUFFIXES, read_photo
+from .pipeline import PHOTO_SUFFIXES, is_photo_file, read_photo
 
 
 def list_photos(folder: str | Path, start: int = 0, limit: int = 0) -> list[Path]:
@@ -21,9 +21,7 @@ def list_photos(folder: str | Path, start: int = 0, limit: int = 0) -> list[Path
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"The photo folder {folder} does not exist.")
-    files = sorted((p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith(".")),
-                   key=lambda p: p.name)
+    files = sorted((p for p in folder.iterdir() if is_photo_file(p)), key=lambda p: p.name)
     if not files:
         raise InputError(f"No photos in {folder} (looked for {', '.join(PHOTO_SUFFIXES)} files). Put the photos "
                          "there, or choose another folder.")

@@ -28,6 +28,11 @@ GAUSSIAN_FORMATS = {"ply": ("official_ply", ".ply"), "ply_3dgs": ("ply", ".3dgs.
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def is_photo_file(p: Path) -> bool:
+    """A file with a photo suffix (:data:`PHOTO_SUFFIXES`, any case) that is not hidden."""
+    return p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith(".")
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Everything that decides what a photo becomes; defaults are the official ones (and the nodes' defaults).
@@ -101,20 +106,24 @@ def pick_device(device: str = "auto") -> torch.device:
     return dev
 
 
+# GS-LRM files in the order the runner prefers them: the converted weights load fastest (weights-store ids).
+GSLRM_PREFERENCE = ("gslrm.fp16", "gslrm.fp32", "gslrm.checkpoint")
+
+
 def find_gslrm_file(models_dir: Path) -> Path:
-    """The GS-LRM weights in ``models_dir/gslrm``: the converted fp16, fp32 safetensors, else the official .pt."""
-    folder = Path(models_dir) / "gslrm"
-    for name in ("gslrm_inference_fp16.safetensors", "gslrm_inference_fp32.safetensors",
-                 "ckpt_0000000000021125.pt"):
-        if (folder / name).is_file():
-            return folder / name
+    """The GS-LRM weights in ``models_dir/gslrm``: the converted fp16, fp32 safetensors, else the official .pt, else
+    any other checkpoint there; the weights store's missing-weights message when there is none."""
+    from ..weights.store import RECONSTRUCTION, ModelStore
+
+    store = ModelStore(Path(models_dir))
+    for file_id in GSLRM_PREFERENCE:
+        if store.path(file_id).is_file():
+            return store.path(file_id)
+    folder = store.path("gslrm.checkpoint").parent
     found = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.pt")) if folder.is_dir() else []
     if found:
         return found[0]
-    raise WeightsError(f"No GS-LRM weights in {folder} (looked for gslrm_inference_fp16.safetensors, "
-                       "gslrm_inference_fp32.safetensors, ckpt_0000000000021125.pt). Download them with "
-                       f"`python -m facelift_models.download --models-dir {models_dir} --accept-license` "
-                       "(see docs/models.md).")
+    raise WeightsError(store.missing_message(store.missing(RECONSTRUCTION), RECONSTRUCTION))
 
 
 def load_models(models_dir: str | Path, device: str = "auto", precision: str = "auto",

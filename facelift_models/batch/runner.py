@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import FaceLiftError, InputError
-from .pipeline import PHOTO_SUFFIXES, PipelineOptions
+from .pipeline import PHOTO_SUFFIXES, PipelineOptions, is_photo_file
 
 MANIFEST_NAME = "manifest.jsonl"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]   # facelift_models/
@@ -62,8 +62,7 @@ def discover(source: str | Path, limit: int | None = None, recursive: bool = Tru
     source = Path(source)
     if source.is_dir():
         pattern = "**/*" if recursive else "*"
-        files = sorted(p for p in source.glob(pattern)
-                       if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
+        files = sorted(p for p in source.glob(pattern) if is_photo_file(p))
         keys = [p.relative_to(source).as_posix() for p in files]
     elif source.is_file():
         files, keys = [], []
