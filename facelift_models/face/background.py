@@ -142,18 +142,15 @@ def load_u2net(search_roots: Sequence[str | os.PathLike] = (), device: str = "au
         if path.is_file():
             return U2Net(path, device)
     store = ModelStore(roots[0])
-    gaps = [(req, [s for s in bad if s.state == "missing"]) for req, bad in store.missing(BACKGROUND)]
-    msg = store.missing_message([(r, b) for r, b in gaps if b], BACKGROUND)
-    if len(roots) > 1:
-        msg += f"\nFolders searched for {store.entry('u2net').local_path}: {', '.join(str(r) for r in roots)}."
-    raise WeightsError(msg)
+    searched = (f"Folders searched for {store.entry('u2net').local_path}: {', '.join(str(r) for r in roots)}."
+                if len(roots) > 1 else "")
+    store.require_present(BACKGROUND, note=searched)  # raises: the file is absent in every root
+    raise WeightsError(f"{store.path('u2net')} is not a readable file.")
 
 
 def default_remover(device: str = "auto") -> U2Net:
     """The U²-Net of ``$FACELIFT_MODELS_DIR`` (cached per file and device), for use outside ComfyUI."""
-    from ..weights.store import resolve_models_dir
-
-    from ..weights.store import ModelStore
+    from ..weights.store import ModelStore, resolve_models_dir
 
     root = resolve_models_dir(None)
     path = ModelStore(root).path("u2net")
