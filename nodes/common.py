@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import NamedTuple
+
 CATEGORY = "FaceLift"
 NODE_ID_PREFIX = "FaceLift"
 
@@ -25,6 +29,28 @@ def progress_bar(total: int):
     import comfy.utils
 
     return comfy.utils.ProgressBar(total)
+
+
+class OutputFile(NamedTuple):
+    path: Path      # where to write it
+    filename: str   # ComfyUI's UI record fields
+    subfolder: str
+    relative: str   # the path relative to the output folder, with "/" (what a Save node returns)
+
+
+def numbered_output_files(filename_prefix: str, count: int, suffix: str) -> list[OutputFile]:
+    """Where ``count`` files go in ComfyUI's output folder, named like its own Save nodes: prefix + a counter
+    continuing after the files already there + ``suffix`` (e.g. ``FaceLift/head_00003_.ply``)."""
+    import folder_paths
+
+    full, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix,
+                                                                    folder_paths.get_output_directory())
+    out = []
+    for i in range(count):
+        fname = f"{name}_{counter + i:05}_{suffix}"
+        relative = (f"{sub}/{fname}" if sub else fname).replace(os.sep, "/")
+        out.append(OutputFile(Path(full) / fname, fname, sub, relative))
+    return out
 
 
 def foreground_alpha(mask, batch: int, height: int, width: int, mask_is_foreground: bool, node: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from .common import CATEGORY, LICENSE_NOTE, check_interrupted, progress_bar
+from .common import CATEGORY, LICENSE_NOTE, check_interrupted, numbered_output_files, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 
 # label -> (facelift_models.formats.export format, file extension)
@@ -78,25 +78,20 @@ class FaceLiftSaveGaussians(io.ComfyNode):
     @classmethod
     def execute(cls, gaussians: GaussianHeads, filename_prefix: str = "FaceLift/head",
                 format: str = "ply (official FaceLift)", preview: bool = True) -> io.NodeOutput:  # noqa: A002
-        import folder_paths
-
         from ..facelift_models.errors import InputError
 
         if not isinstance(gaussians, GaussianHeads):
             raise InputError("FaceLift Save: 'gaussians' must come from FaceLift Reconstruct or Load PLY.")
         if format not in FORMATS:
             raise InputError(f"FaceLift Save: unknown format {format!r}; choose one of {list(FORMATS)}.")
-        out_dir = folder_paths.get_output_directory()
-        full, name, counter, sub, prefix = folder_paths.get_save_image_path(filename_prefix, out_dir)
+        targets = numbered_output_files(filename_prefix, len(gaussians.items), FORMATS[format][1])
         bar = progress_bar(len(gaussians))
         rel_paths, files, previews = [], [], []
-        for i, g in enumerate(gaussians.items):
+        for g, t in zip(gaussians.items, targets):
             check_interrupted()
-            fname = f"{name}_{counter + i:05}_{FORMATS[format][1]}"
-            write_gaussians(g, Path(full) / fname, format)
-            rel = f"{sub}/{fname}" if sub else fname
-            rel_paths.append(rel.replace(os.sep, "/"))
-            files.append({"filename": fname, "subfolder": sub, "type": "output", "format": format,
+            write_gaussians(g, t.path, format)
+            rel_paths.append(t.relative)
+            files.append({"filename": t.filename, "subfolder": t.subfolder, "type": "output", "format": format,
                           "gaussians": len(g)})
             if preview and len(g):
                 previews.append(front_preview(g, filename_prefix))

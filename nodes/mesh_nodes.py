@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from comfy_api.latest import io
 
-from .common import CATEGORY, check_interrupted, progress_bar
+from .common import CATEGORY, check_interrupted, numbered_output_files, progress_bar
 from .facelift_types import GaussianHeads, GaussiansType
 
 MeshType = io.Custom("FACELIFT_MESH")
@@ -144,8 +142,6 @@ class FaceLiftSaveMesh(io.ComfyNode):
     @classmethod
     def execute(cls, facelift_mesh: Meshes, format: str = "glb",  # noqa: A002
                 filename_prefix: str = "FaceLift/head_mesh") -> io.NodeOutput:
-        import folder_paths
-
         from ..facelift_models.errors import InputError
         from ..facelift_models.formats.mesh import write_mesh
 
@@ -153,15 +149,13 @@ class FaceLiftSaveMesh(io.ComfyNode):
             raise InputError("FaceLift Save Mesh: 'facelift_mesh' must come from FaceLift Gaussians to Mesh.")
         if format not in MESH_FORMATS:
             raise InputError(f"FaceLift Save Mesh: unknown format {format!r}; choose one of {MESH_FORMATS}.")
-        full, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix,
-                                                                      folder_paths.get_output_directory())
         rel_paths, files = [], []
-        for i, m in enumerate(facelift_mesh.items):
+        for m, t in zip(facelift_mesh.items, numbered_output_files(filename_prefix, len(facelift_mesh.items),
+                                                                   f".{format}")):
             check_interrupted()
-            fname = f"{name}_{counter + i:05}_.{format}"
-            write_mesh(m, Path(full) / fname, format)
-            rel_paths.append((f"{sub}/{fname}" if sub else fname).replace(os.sep, "/"))
-            files.append({"filename": fname, "subfolder": sub, "type": "output"})
+            write_mesh(m, t.path, format)
+            rel_paths.append(t.relative)
+            files.append({"filename": t.filename, "subfolder": t.subfolder, "type": "output"})
         ui = {"text": ["\n".join(rel_paths)], "facelift_files": files}
         return io.NodeOutput("\n".join(rel_paths), ui=ui)
 
